@@ -1,0 +1,19 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { TenantContext } from './tenant-context';
+
+/** What the AsyncLocalStorage scope holds: a tenant, or an audited system scope. */
+export type TenantScopeState =
+  | { readonly kind: 'tenant'; readonly context: TenantContext }
+  | { readonly kind: 'system'; readonly reason: string };
+
+/**
+ * The one AsyncLocalStorage of tenantry. It is only ever entered with
+ * `run()` (never `enterWith()`), so a scope cannot leak into the caller's
+ * continuation or into a concurrent request.
+ */
+export const tenantScopeStorage = new AsyncLocalStorage<TenantScopeState>();
+
+/** The state of the current scope, if any. */
+export function activeScope(): TenantScopeState | undefined {
+  return tenantScopeStorage.getStore();
+}

@@ -1,0 +1,296 @@
+/**
+ * The one error hierarchy of tenantry. Every request-time failure is a
+ * {@link TenancyError} with an HTTP `status`, a stable string `code`, an
+ * `expose` flag (whether `message` may be shown to the client) and an optional
+ * `cause`. The opt-in `tenancyErrorHandler()` renders them as RFC 9457
+ * `application/problem+json`.
+ *
+ * Messages read "Cannot X because Y. Do Z."
+ */
+
+/** Every stable error code tenantry emits. */
+export type TenancyErrorCode =
+  | 'TENANT_REQUIRED'
+  | 'TENANT_INVALID'
+  | 'TENANT_NOT_FOUND'
+  | 'TENANT_FORBIDDEN'
+  | 'TENANT_CONFLICT'
+  | 'TENANT_SUSPENDED'
+  | 'TENANT_UNAVAILABLE'
+  | 'TOKEN_INVALID'
+  | 'TOKEN_EXPIRED'
+  | 'HOST_INVALID'
+  | 'TENANT_SCOPE_REQUIRED'
+  | 'UNSAFE_QUERY'
+  | 'TENANCY_CONFIG_INVALID'
+  | 'TENANT_PROVISIONING_FAILED'
+  | 'TENANT_STATE_INVALID';
+
+/** Options accepted by every {@link TenancyError} constructor. */
+export interface TenancyErrorOptions {
+  /** The underlying error, kept for logs; never rendered to clients. */
+  cause?: unknown;
+  /** Override whether `message` is safe to show to clients. */
+  expose?: boolean;
+}
+
+/**
+ * Base class of every tenantry error.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof TenancyError) res.status(err.status).json({ code: err.code });
+ * ```
+ */
+export class TenancyError extends Error {
+  /** HTTP status the error maps to. */
+  readonly status: number;
+  /** Stable, documented, machine-readable code. */
+  readonly code: TenancyErrorCode;
+  /** Whether `message` may be shown to the client (true for 4xx by default). */
+  readonly expose: boolean;
+  /** Short human title, constant per code (RFC 9457 `title`). */
+  readonly title: string;
+
+  constructor(
+    code: TenancyErrorCode,
+    status: number,
+    title: string,
+    message: string,
+    options: TenancyErrorOptions = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.title = title;
+    this.expose = options.expose ?? status < 500;
+  }
+}
+
+/**
+ * 401 `TENANT_REQUIRED`: the request or operation needs a tenant and none was resolved.
+ *
+ * @example
+ * ```ts
+ * throw new TenantRequiredError();
+ * ```
+ */
+export class TenantRequiredError extends TenancyError {
+  constructor(
+    message = 'Cannot serve this request because no tenant was identified. Send a tenant (header, token, subdomain or path).',
+    options?: TenancyErrorOptions,
+  ) {
+    super('TENANT_REQUIRED', 401, 'Tenant required', message, options);
+  }
+}
+
+/**
+ * 400 `TENANT_INVALID`: a tenant id does not match the strict id pattern.
+ *
+ * @example
+ * ```ts
+ * throw new TenantInvalidError('Cannot use tenant id "A;DROP" because it is not a valid id.');
+ * ```
+ */
+export class TenantInvalidError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_INVALID', 400, 'Invalid tenant id', message, options);
+  }
+}
+
+/**
+ * 404 `TENANT_NOT_FOUND`: the tenant id is well-formed but unknown to the store.
+ *
+ * @example
+ * ```ts
+ * throw new TenantNotFoundError('Cannot find tenant "acme". Check the tenant id.');
+ * ```
+ */
+export class TenantNotFoundError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_NOT_FOUND', 404, 'Tenant not found', message, options);
+  }
+}
+
+/**
+ * 403 `TENANT_FORBIDDEN`: the authenticated user is not a member of the tenant.
+ *
+ * @example
+ * ```ts
+ * throw new TenantForbiddenError('Cannot access tenant "acme" because the user is not a member.');
+ * ```
+ */
+export class TenantForbiddenError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_FORBIDDEN', 403, 'Not a member of the tenant', message, options);
+  }
+}
+
+/**
+ * 403 `TENANT_CONFLICT`: two resolution sources named different tenants.
+ *
+ * @example
+ * ```ts
+ * throw new TenantConflictError('Cannot pick a tenant because jwt_claim says "a" and header says "b".');
+ * ```
+ */
+export class TenantConflictError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_CONFLICT', 403, 'Conflicting tenants', message, options);
+  }
+}
+
+/**
+ * 403 `TENANT_SUSPENDED`: the tenant exists but is not active.
+ *
+ * @example
+ * ```ts
+ * throw new TenantSuspendedError('Cannot serve tenant "initech" because it is suspended.');
+ * ```
+ */
+export class TenantSuspendedError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_SUSPENDED', 403, 'Tenant not active', message, options);
+  }
+}
+
+/**
+ * 503 `TENANT_UNAVAILABLE`: the tenant's database cannot be reached right now.
+ *
+ * @example
+ * ```ts
+ * throw new TenantUnavailableError('Cannot reach the database of tenant "acme". Retry later.');
+ * ```
+ */
+export class TenantUnavailableError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_UNAVAILABLE', 503, 'Tenant unavailable', message, { expose: true, ...options });
+  }
+}
+
+/**
+ * 401 `TOKEN_INVALID`: a bearer token is malformed, forged, signed with a
+ * disallowed algorithm, or fails an audience/issuer check.
+ *
+ * @example
+ * ```ts
+ * throw new TokenInvalidError('Cannot accept the bearer token because its signature is invalid.');
+ * ```
+ */
+export class TokenInvalidError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TOKEN_INVALID', 401, 'Invalid token', message, options);
+  }
+}
+
+/**
+ * 401 `TOKEN_EXPIRED`: a bearer token is past its `exp` (or has none).
+ *
+ * @example
+ * ```ts
+ * throw new TokenExpiredError('Cannot accept the bearer token because it expired. Sign in again.');
+ * ```
+ */
+export class TokenExpiredError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TOKEN_EXPIRED', 401, 'Token expired', message, options);
+  }
+}
+
+/**
+ * 400 `HOST_INVALID`: the request host is not an exact `<tenant>.<domain>` form.
+ *
+ * @example
+ * ```ts
+ * throw new HostInvalidError('Cannot resolve a tenant from host "evil.com" because it is not under "app.com".');
+ * ```
+ */
+export class HostInvalidError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('HOST_INVALID', 400, 'Invalid host', message, options);
+  }
+}
+
+/**
+ * 500 `TENANT_SCOPE_REQUIRED`: tenant-scoped code ran with no active tenant
+ * scope (or with a `TenantContext` captured from another scope). This is the
+ * fail-closed error: nothing was read or written.
+ *
+ * @example
+ * ```ts
+ * throw new TenantScopeError('Cannot query "documents" because no tenant is active. Wrap the work in runWithTenant().');
+ * ```
+ */
+export class TenantScopeError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_SCOPE_REQUIRED', 500, 'No tenant scope', message, { expose: false, ...options });
+  }
+}
+
+/**
+ * 500 `UNSAFE_QUERY`: the isolation engine cannot prove a statement
+ * tenant-safe, so it refused to send it (raw SQL on tenant tables, `truncate`,
+ * writes that set the tenant column, ...).
+ *
+ * @example
+ * ```ts
+ * throw new UnsafeQueryError('Cannot run raw SQL on tenant table "documents". Use the query builder or allowRaw.');
+ * ```
+ */
+export class UnsafeQueryError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('UNSAFE_QUERY', 500, 'Unsafe query refused', message, { expose: false, ...options });
+  }
+}
+
+/**
+ * `TENANCY_CONFIG_INVALID`: configuration rejected at start-up. Thrown by
+ * config loading and factories; the message says what to change.
+ *
+ * @example
+ * ```ts
+ * throw new TenancyConfigError('Cannot use strategy "cookie" because it is unknown. Use header, jwt_claim, subdomain or path.');
+ * ```
+ */
+export class TenancyConfigError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANCY_CONFIG_INVALID', 500, 'Invalid tenancy configuration', message, {
+      expose: false,
+      ...options,
+    });
+  }
+}
+
+/**
+ * 500 `TENANT_PROVISIONING_FAILED`: creating a tenant's schema/database or
+ * running its migrations failed; the tenant is marked `provisioning_failed`.
+ *
+ * @example
+ * ```ts
+ * throw new TenantProvisioningError('Cannot provision tenant "acme" because migration 002 failed. Fix it and retry.');
+ * ```
+ */
+export class TenantProvisioningError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_PROVISIONING_FAILED', 500, 'Tenant provisioning failed', message, {
+      expose: false,
+      ...options,
+    });
+  }
+}
+
+/**
+ * 409 `TENANT_STATE_INVALID`: a lifecycle transition is not allowed from the
+ * tenant's current status (e.g. activating a deleted tenant).
+ *
+ * @example
+ * ```ts
+ * throw new TenantStateError('Cannot activate tenant "acme" because it is deleted.');
+ * ```
+ */
+export class TenantStateError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_STATE_INVALID', 409, 'Invalid tenant state', message, options);
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * tenantry: multi-tenancy for Express, TSyringe and Knex/PostgreSQL.
+ *
+ * Every public export is listed here, values and types apart.
+ */
+import 'reflect-metadata';
+
+// Errors
+export {
+  TenancyError,
+  TenantRequiredError,
+  TenantInvalidError,
+  TenantNotFoundError,
+  TenantForbiddenError,
+  TenantConflictError,
+  TenantSuspendedError,
+  TenantUnavailableError,
+  TokenInvalidError,
+  TokenExpiredError,
+  HostInvalidError,
+  TenantScopeError,
+  UnsafeQueryError,
+  TenancyConfigError,
+  TenantProvisioningError,
+  TenantStateError,
+} from './errors';
+export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
+
+// Logging
+export { silentLogger } from './logger';
+export type { TenancyLogger } from './logger';
+
+// Context
+export { TenantContext } from './context/tenant-context';
+export type { TenantContextInit, TenantSource, TenantUser } from './context/tenant-context';
+export {
+  runWithTenant,
+  runAsSystem,
+  currentTenant,
+  tryCurrentTenant,
+  currentSystemReason,
+} from './context/tenant-scope';
+export type { TenantLike } from './context/tenant-scope';
+export { registerTenancy, createTenantContainer } from './context/tenant-container';
+export {
+  TENANT_ID_PATTERN,
+  TENANT_ID_MAX_LENGTH,
+  isValidTenantId,
+  assertValidTenantId,
+} from './context/tenant-id';
+export { onTenancyAudit } from './context/audit';
+export type { TenancyAuditEvent, TenancyAuditListener } from './context/audit';
+export type {
+  TenantRecord,
+  TenantStatus,
+  TenantIsolationSettings,
+  TenantDatabaseSettings,
+} from './context/tenant-record';
+
+// Store
+export type { TenantStore, NewTenant, TenantPatch, TenantListOptions } from './store/tenant-store';

@@ -1,0 +1,52 @@
+import type { TenantIsolationSettings, TenantRecord, TenantStatus } from '../context/tenant-record';
+
+/** What a new tenant is created from. */
+export interface NewTenant {
+  /** The tenant id (validated against `TENANT_ID_PATTERN`). */
+  readonly id: string;
+  /** Display name. Default: the id. */
+  readonly name?: string;
+  /** Initial status. Default: `active`. */
+  readonly status?: TenantStatus;
+  /** Isolation placement. Default: `{}`. */
+  readonly isolation?: TenantIsolationSettings;
+  /** Per-tenant config overrides. Default: `{}`. */
+  readonly config?: Readonly<Record<string, unknown>>;
+}
+
+/** A partial update of a tenant. `id` and `createdAt` never change. */
+export interface TenantPatch {
+  readonly name?: string;
+  readonly status?: TenantStatus;
+  readonly statusReason?: string | null;
+  readonly isolation?: TenantIsolationSettings;
+  readonly config?: Readonly<Record<string, unknown>>;
+}
+
+/** Filters for {@link TenantStore.list}. */
+export interface TenantListOptions {
+  /** Only tenants with one of these statuses. Default: all. */
+  readonly status?: readonly TenantStatus[];
+}
+
+/**
+ * Where tenants are kept. `resolveTenant()` only calls `findById`, and only
+ * with an id that already passed `TENANT_ID_PATTERN`.
+ *
+ * @example
+ * ```ts
+ * const store: TenantStore = new InMemoryTenantStore([{ id: 'acme', name: 'Acme' }]);
+ * ```
+ */
+export interface TenantStore {
+  /** The tenant with this id, or `undefined`. */
+  findById(id: string): Promise<TenantRecord | undefined>;
+  /** Every tenant, ordered by id. */
+  list(options?: TenantListOptions): Promise<TenantRecord[]>;
+  /** Creates a tenant; throws `TenantStateError` if the id is taken. */
+  create(tenant: NewTenant): Promise<TenantRecord>;
+  /** Updates a tenant; throws `TenantNotFoundError` if it does not exist. */
+  update(id: string, patch: TenantPatch): Promise<TenantRecord>;
+  /** Removes a tenant record; returns whether it existed. */
+  remove(id: string): Promise<boolean>;
+}

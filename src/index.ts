@@ -59,3 +59,13 @@ export type {
 
 // Store
 export type { TenantStore, NewTenant, TenantPatch, TenantListOptions } from './store/tenant-store';
+export { KnexTenantStore } from './store/knex-tenant-store';
+export type { KnexTenantStoreOptions } from './store/knex-tenant-store';
+export {
+  centralMigrationSource,
+  migrateCentral,
+  CENTRAL_MIGRATIONS_TABLE,
+  DEFAULT_TENANTS_TABLE,
+  DEFAULT_LEDGER_TABLE,
+} from './store/central-migrations';
+export type { CentralMigrationOptions } from './store/central-migrations';

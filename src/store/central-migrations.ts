@@ -1,0 +1,124 @@
+import type { Knex } from 'knex';
+
+/** Options of {@link centralMigrationSource}. */
+export interface CentralMigrationOptions {
+  /** Name of the central tenants table. Default: `tenants`. */
+  readonly tenantsTable?: string;
+  /** Name of the central per-tenant migration ledger. Default: `tenantry_tenant_migrations`. */
+  readonly ledgerTable?: string;
+}
+
+/** Default name of the central tenants table. */
+export const DEFAULT_TENANTS_TABLE = 'tenants';
+/** Default name of the central per-tenant migration ledger. */
+export const DEFAULT_LEDGER_TABLE = 'tenantry_tenant_migrations';
+/** Default name of Knex's own ledger of the central migrations. */
+export const CENTRAL_MIGRATIONS_TABLE = 'tenantry_central_migrations';
+
+const TABLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** Throws a TypeError unless `name` is a plain lower-case SQL identifier. */
+export function assertTableName(name: string, option: string): string {
+  if (!TABLE_NAME.test(name)) {
+    throw new TypeError(
+      `Cannot use ${option} "${name}" because it is not a plain identifier. Use [a-z_][a-z0-9_]*.`,
+    );
+  }
+  return name;
+}
+
+interface CentralMigration {
+  readonly name: string;
+  up(knex: Knex, tenants: string, ledger: string): Promise<void>;
+  down(knex: Knex, tenants: string, ledger: string): Promise<void>;
+}
+
+// Patterns are duplicated in SQL on purpose: a row written by any other tool
+// (psql, another service) is still held to the same id and status rules.
+const MIGRATIONS: readonly CentralMigration[] = [
+  {
+    name: '0001_tenants',
+    async up(knex, tenants, ledger) {
+      await knex.schema.createTable(tenants, (t) => {
+        t.text('id').primary();
+        t.text('name').notNullable();
+        t.text('status').notNullable().defaultTo('active');
+        t.text('status_reason');
+        t.jsonb('isolation').notNullable().defaultTo('{}');
+        t.jsonb('config').notNullable().defaultTo('{}');
+        t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+        t.check(`id ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9]){0,1}$'`, [], `${tenants}_id_pattern`);
+        t.check(
+          `status in ('active','suspended','archived','provisioning','provisioning_failed','deleted')`,
+          [],
+          `${tenants}_status_known`,
+        );
+        t.index(['status'], `${tenants}_status_idx`);
+      });
+      await knex.schema.createTable(ledger, (t) => {
+        t.text('tenant_id').primary();
+        t.text('version');
+        t.integer('applied').notNullable().defaultTo(0);
+        t.text('status').notNullable();
+        t.text('error');
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+        t.check(`status in ('ok','failed')`, [], `${ledger}_status_known`);
+      });
+    },
+    async down(knex, tenants, ledger) {
+      await knex.schema.dropTableIfExists(ledger);
+      await knex.schema.dropTableIfExists(tenants);
+    },
+  },
+];
+
+/**
+ * The central migrations of tenantry (the `tenants` table and the per-tenant
+ * migration ledger) as a Knex migration source shipped in code, so no
+ * migration files need to exist on disk. Use it with Knex's migrator and
+ * {@link CENTRAL_MIGRATIONS_TABLE}, or call {@link migrateCentral}.
+ *
+ * @example
+ * ```ts
+ * await knex.migrate.latest({
+ *   migrationSource: centralMigrationSource(),
+ *   tableName: CENTRAL_MIGRATIONS_TABLE,
+ * });
+ * ```
+ */
+export function centralMigrationSource(
+  options: CentralMigrationOptions = {},
+): Knex.MigrationSource<CentralMigration> {
+  const tenants = assertTableName(options.tenantsTable ?? DEFAULT_TENANTS_TABLE, 'tenantsTable');
+  const ledger = assertTableName(options.ledgerTable ?? DEFAULT_LEDGER_TABLE, 'ledgerTable');
+  return {
+    getMigrations: () => Promise.resolve([...MIGRATIONS]),
+    getMigrationName: (m) => m.name,
+    getMigration: (m) =>
+      Promise.resolve({
+        up: (knex: Knex) => m.up(knex, tenants, ledger),
+        down: (knex: Knex) => m.down(knex, tenants, ledger),
+      }),
+  };
+}
+
+/**
+ * Applies every pending central migration (idempotent; safe to call at every
+ * start-up: Knex's migration lock serialises concurrent callers).
+ *
+ * @example
+ * ```ts
+ * await migrateCentral(knex);
+ * ```
+ */
+export async function migrateCentral(
+  knex: Knex,
+  options: CentralMigrationOptions = {},
+): Promise<string[]> {
+  const [, applied] = (await knex.migrate.latest({
+    migrationSource: centralMigrationSource(options),
+    tableName: CENTRAL_MIGRATIONS_TABLE,
+  })) as [number, string[]];
+  return applied;
+}

@@ -69,3 +69,16 @@ export {
   DEFAULT_LEDGER_TABLE,
 } from './store/central-migrations';
 export type { CentralMigrationOptions } from './store/central-migrations';
+
+// Isolation
+export { withTenancy } from './isolation/with-tenancy';
+export { TENANT_KNEX, registerTenantKnex } from './isolation/tenant-knex';
+export type { TenantKnex, TenancyInfo, UnscopedOptions } from './isolation/tenant-knex';
+export type {
+  IsolationMode,
+  WithTenancyOptions,
+  TenantTablesOption,
+  SharedTableOption,
+  RlsOptions,
+} from './isolation/with-tenancy-options';
+export { tenantSchemaName, DEFAULT_SCHEMA_PREFIX } from './isolation/schema/tenant-schema-name';

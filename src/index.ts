@@ -82,3 +82,42 @@ export type {
   RlsOptions,
 } from './isolation/with-tenancy-options';
 export { tenantSchemaName, DEFAULT_SCHEMA_PREFIX } from './isolation/schema/tenant-schema-name';
+
+// HTTP half: config, in-memory/cached stores, resolution, enforcement
+export { InMemoryTenantStore } from './store/in-memory-tenant-store';
+export { CachedTenantStore } from './store/cached-tenant-store';
+export type { CachedTenantStoreOptions, CachedTenantStoreStats } from './store/cached-tenant-store';
+
+export {
+  loadTenancyConfig,
+  tenancyConfigFromEnv,
+  TENANCY_ENV_VARIABLES,
+} from './config/load-tenancy-config';
+export type { TenancyConfigSource } from './config/load-tenancy-config';
+export {
+  parseTenancyConfig,
+  parseResolutionConfig,
+  parseCacheConfig,
+} from './config/parse-tenancy-config';
+export { TENANT_STRATEGY_NAMES } from './config/tenancy-config';
+export type {
+  TenancyConfig,
+  TenancyConfigInput,
+  TenancySettings,
+  TenancySettingsInput,
+  TenancyResolutionConfig,
+  TenancyResolutionConfigInput,
+  TenancyJwtConfig,
+  TenancyJwtConfigInput,
+  TenancyPathConfig,
+  TenancyPathConfigInput,
+  TenancyIsolationConfig,
+  TenancyIsolationConfigInput,
+  TenancyDatabasePoolConfig,
+  TenancyDatabasePoolConfigInput,
+  TenancyCacheConfig,
+  TenancyCacheConfigInput,
+  TenantStrategyName,
+  BareDomainPolicy,
+} from './config/tenancy-config';
+// end of HTTP half

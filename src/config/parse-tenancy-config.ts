@@ -1,0 +1,453 @@
+import { isIP } from 'node:net';
+import { TenancyConfigError } from '../errors';
+import { checkJwtAlgorithms, MIN_HMAC_SECRET_BYTES } from './jwt-algorithms';
+import {
+  TENANT_STRATEGY_NAMES,
+  type IsolationMode,
+  type TenancyCacheConfig,
+  type TenancyConfig,
+  type TenancyIsolationConfig,
+  type TenancyJwtConfig,
+  type TenancyPathConfig,
+  type TenancyResolutionConfig,
+  type TenantStrategyName,
+} from './tenancy-config';
+
+/** The pattern a configured `domain` must match: lower-case DNS labels. */
+export const DOMAIN_PATTERN =
+  /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+const HEADER_NAME_PATTERN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
+const IDENTIFIER_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/;
+const TABLE_PATTERN = /^[a-z_][a-z0-9_]{0,62}(?:\.[a-z_][a-z0-9_]{0,62})?$/;
+const PATH_SEGMENT_PATTERN = /^[A-Za-z0-9._~-]+$/;
+
+type Obj = Record<string, unknown>;
+
+function fail(message: string): never {
+  throw new TenancyConfigError(message);
+}
+
+function isObject(value: unknown): value is Obj {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function section(value: unknown, where: string, known: readonly string[]): Obj {
+  if (value === undefined || value === null) return {};
+  if (!isObject(value))
+    fail(`Cannot read ${where} because it is not an object. Write it as a map of settings.`);
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      fail(
+        `Cannot use ${where}.${key} because it is not a known setting (a typo?). Use one of: ${known.join(', ')}.`,
+      );
+    }
+  }
+  return value;
+}
+
+function optString(value: unknown, where: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string' || value.trim() === '') {
+    fail(`Cannot use ${where} because it is not a non-empty string. Set it to text or remove it.`);
+  }
+  return value;
+}
+
+function optBoolean(value: unknown, where: string, fallback: boolean): boolean {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value === 'boolean') return value;
+  if (value === 'true') return true;
+  if (value === 'false') return false;
+  return fail(
+    `Cannot use ${where}=${JSON.stringify(value)} because it is not a boolean. Use true or false.`,
+  );
+}
+
+function optInteger(value: unknown, where: string, fallback: number, min: number): number {
+  if (value === undefined || value === null) return fallback;
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) {
+    fail(
+      `Cannot use ${where}=${JSON.stringify(value)} because it is not an integer >= ${min}. Fix the number.`,
+    );
+  }
+  return n;
+}
+
+function list(value: unknown, where: string): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  const items =
+    typeof value === 'string'
+      ? value
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : value;
+  if (!Array.isArray(items) || items.some((i) => typeof i !== 'string' || i.trim() === '')) {
+    fail(
+      `Cannot use ${where} because it is not a list of strings. Write a list or a comma-separated string.`,
+    );
+  }
+  return items as string[];
+}
+
+function oneOf<T extends string>(
+  value: unknown,
+  where: string,
+  allowed: readonly T[],
+  fallback: T,
+): T {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    fail(
+      `Cannot use ${where}=${JSON.stringify(value)} because it is not one of: ${allowed.join(', ')}. Pick one.`,
+    );
+  }
+  return value as T;
+}
+
+function parseJwt(raw: unknown): TenancyJwtConfig | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const jwt = section(raw, 'tenancy.resolution.jwt', [
+    'secret',
+    'publicKey',
+    'algorithms',
+    'audience',
+    'issuer',
+    'clockTolerance',
+    'claim',
+    'tenantsClaim',
+    'userClaim',
+    'maxTokenLength',
+  ]);
+  const algorithms = list(jwt.algorithms, 'tenancy.resolution.jwt.algorithms');
+  if (algorithms === undefined) {
+    fail(
+      'Cannot verify tokens because tenancy.resolution.jwt.algorithms is missing. ' +
+        'List the algorithms your issuer signs with, e.g. ["RS256"] (never "none").',
+    );
+  }
+  const family = checkJwtAlgorithms(algorithms, fail, 'tenancy.resolution.jwt.algorithms');
+  const secret = optString(jwt.secret, 'tenancy.resolution.jwt.secret');
+  const publicKey = optString(jwt.publicKey, 'tenancy.resolution.jwt.publicKey');
+  if ((secret === undefined) === (publicKey === undefined)) {
+    fail(
+      'Cannot verify tokens because tenancy.resolution.jwt needs exactly one of secret (HS*) or publicKey (RS*/PS*/ES*). Set one.',
+    );
+  }
+  if (family === 'hmac' && secret === undefined) {
+    fail(
+      'Cannot verify HS* tokens with a publicKey. Set tenancy.resolution.jwt.secret, or use RS*/ES* algorithms.',
+    );
+  }
+  if (family !== 'hmac' && publicKey === undefined) {
+    fail(
+      `Cannot verify ${algorithms.join('/')} tokens with a secret. Set tenancy.resolution.jwt.publicKey (PEM).`,
+    );
+  }
+  if (secret !== undefined && Buffer.byteLength(secret) < MIN_HMAC_SECRET_BYTES) {
+    fail(
+      `Cannot use tenancy.resolution.jwt.secret because it is shorter than ${MIN_HMAC_SECRET_BYTES} bytes. Use a longer random secret.`,
+    );
+  }
+  const audience = list(jwt.audience, 'tenancy.resolution.jwt.audience');
+  const issuer = list(jwt.issuer, 'tenancy.resolution.jwt.issuer');
+  return Object.freeze({
+    ...(secret !== undefined ? { secret } : {}),
+    ...(publicKey !== undefined ? { publicKey } : {}),
+    algorithms: Object.freeze(algorithms),
+    ...(audience ? { audience: Object.freeze(audience) } : {}),
+    ...(issuer ? { issuer: Object.freeze(issuer) } : {}),
+    clockTolerance: optInteger(jwt.clockTolerance, 'tenancy.resolution.jwt.clockTolerance', 0, 0),
+    claim: optString(jwt.claim, 'tenancy.resolution.jwt.claim') ?? 'tid',
+    tenantsClaim: optString(jwt.tenantsClaim, 'tenancy.resolution.jwt.tenantsClaim') ?? 'tenants',
+    userClaim: optString(jwt.userClaim, 'tenancy.resolution.jwt.userClaim') ?? 'sub',
+    maxTokenLength: optInteger(
+      jwt.maxTokenLength,
+      'tenancy.resolution.jwt.maxTokenLength',
+      8192,
+      64,
+    ),
+  });
+}
+
+/**
+ * Validates a path prefix and normalises it to `/a/b` (leading slash, no
+ * trailing slash, `/` for the root).
+ *
+ * @example
+ * ```ts
+ * normalizePathPrefix('api/v1/'); // '/api/v1'
+ * ```
+ */
+export function normalizePathPrefix(
+  value: string,
+  where = 'tenancy.resolution.path.prefix',
+): string {
+  const segments = value.split('/').filter((s) => s !== '');
+  for (const s of segments) {
+    if (!PATH_SEGMENT_PATTERN.test(s) || s.startsWith(':')) {
+      fail(
+        `Cannot use ${where}="${value}" because segment "${s}" is not a literal path segment. Use plain segments like /api/v1.`,
+      );
+    }
+  }
+  return `/${segments.join('/')}`;
+}
+
+function parsePath(raw: unknown): TenancyPathConfig {
+  const path = section(raw, 'tenancy.resolution.path', ['prefix', 'stripTenantSegment']);
+  const prefix = optString(path.prefix, 'tenancy.resolution.path.prefix') ?? '/api/v1';
+  return Object.freeze({
+    prefix: normalizePathPrefix(prefix),
+    stripTenantSegment: optBoolean(
+      path.stripTenantSegment,
+      'tenancy.resolution.path.stripTenantSegment',
+      true,
+    ),
+  });
+}
+
+/**
+ * Validates a subdomain base domain and returns it in lower case.
+ *
+ * @example
+ * ```ts
+ * normalizeDomain('Lexigram.dev'); // 'lexigram.dev'
+ * ```
+ */
+export function normalizeDomain(value: string, where = 'tenancy.resolution.domain'): string {
+  const domain = value.trim().toLowerCase();
+  if (!DOMAIN_PATTERN.test(domain) || isIP(domain) !== 0) {
+    fail(
+      `Cannot use ${where}="${value}" because it is not a DNS name. Use the bare domain tenants live under, e.g. lexigram.dev (no scheme, port or leading dot).`,
+    );
+  }
+  return domain;
+}
+
+function parseResolution(raw: unknown): TenancyResolutionConfig {
+  const r = section(raw, 'tenancy.resolution', [
+    'strategy',
+    'domain',
+    'bareDomain',
+    'header',
+    'jwt',
+    'path',
+    'required',
+  ]);
+  const names = list(r.strategy, 'tenancy.resolution.strategy') ?? ['header'];
+  if (names.length === 0)
+    fail(
+      'Cannot resolve tenants because tenancy.resolution.strategy is empty. Name at least one strategy.',
+    );
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (!(TENANT_STRATEGY_NAMES as readonly string[]).includes(name)) {
+      fail(
+        `Cannot use strategy "${name}" in tenancy.resolution.strategy because it is unknown. Use ${TENANT_STRATEGY_NAMES.join(', ')}.`,
+      );
+    }
+    if (seen.has(name))
+      fail(
+        `Cannot list strategy "${name}" twice in tenancy.resolution.strategy. Remove the duplicate.`,
+      );
+    seen.add(name);
+  }
+  const strategy = names as TenantStrategyName[];
+  const domainRaw = optString(r.domain, 'tenancy.resolution.domain');
+  const domain = domainRaw === undefined ? undefined : normalizeDomain(domainRaw);
+  if (strategy.includes('subdomain') && domain === undefined) {
+    fail(
+      'Cannot use strategy "subdomain" because tenancy.resolution.domain is missing. Set it, e.g. domain: lexigram.dev.',
+    );
+  }
+  const header = optString(r.header, 'tenancy.resolution.header') ?? 'X-Tenant-ID';
+  if (!HEADER_NAME_PATTERN.test(header)) {
+    fail(
+      `Cannot use tenancy.resolution.header="${header}" because it is not an HTTP header name. Use e.g. X-Tenant-ID.`,
+    );
+  }
+  if (['authorization', 'host', 'cookie'].includes(header.toLowerCase())) {
+    fail(
+      `Cannot read the tenant from the "${header}" header because it carries other data. Use a dedicated header such as X-Tenant-ID.`,
+    );
+  }
+  const jwt = parseJwt(r.jwt);
+  if (strategy.includes('jwt_claim') && jwt === undefined) {
+    fail(
+      'Cannot use strategy "jwt_claim" because tenancy.resolution.jwt is missing. Set jwt.algorithms and jwt.secret or jwt.publicKey.',
+    );
+  }
+  return Object.freeze({
+    strategy: Object.freeze(strategy),
+    ...(domain !== undefined ? { domain } : {}),
+    bareDomain: oneOf(
+      r.bareDomain,
+      'tenancy.resolution.bareDomain',
+      ['refuse', 'skip'] as const,
+      'refuse',
+    ),
+    header,
+    ...(jwt !== undefined ? { jwt } : {}),
+    path: parsePath(r.path),
+    required: optBoolean(r.required, 'tenancy.resolution.required', false),
+  });
+}
+
+function tables(value: unknown, where: string): readonly string[] {
+  const items = list(value, where) ?? [];
+  for (const t of items) {
+    if (!TABLE_PATTERN.test(t)) {
+      fail(
+        `Cannot use table "${t}" in ${where} because it is not a plain lower-case table name. Use [a-z0-9_], optionally schema.table.`,
+      );
+    }
+  }
+  return Object.freeze(items);
+}
+
+function parseIsolation(raw: unknown): TenancyIsolationConfig {
+  const i = section(raw, 'tenancy.isolation', [
+    'mode',
+    'tenantColumn',
+    'tenantTables',
+    'sharedTables',
+    'rls',
+    'schemaPrefix',
+    'database',
+  ]);
+  const mode = oneOf<IsolationMode>(
+    i.mode,
+    'tenancy.isolation.mode',
+    ['row', 'schema', 'database'],
+    'row',
+  );
+  const tenantColumn = optString(i.tenantColumn, 'tenancy.isolation.tenantColumn') ?? 'tenant_id';
+  if (!IDENTIFIER_PATTERN.test(tenantColumn)) {
+    fail(
+      `Cannot use tenancy.isolation.tenantColumn="${tenantColumn}" because it is not a plain lower-case column name.`,
+    );
+  }
+  const tenantTables = tables(i.tenantTables, 'tenancy.isolation.tenantTables');
+  const sharedTables = tables(i.sharedTables, 'tenancy.isolation.sharedTables');
+  const both = tenantTables.filter((t) => sharedTables.includes(t));
+  if (both.length > 0) {
+    fail(
+      `Cannot list ${both.join(', ')} as both tenant and shared tables. Keep each table in one list.`,
+    );
+  }
+  const schemaPrefix = optString(i.schemaPrefix, 'tenancy.isolation.schemaPrefix') ?? 'tenant_';
+  if (!/^[a-z_][a-z0-9_]{0,20}$/.test(schemaPrefix)) {
+    fail(
+      `Cannot use tenancy.isolation.schemaPrefix="${schemaPrefix}" because it is not 1-21 of [a-z0-9_] starting with a letter or _.`,
+    );
+  }
+  const db = section(i.database, 'tenancy.isolation.database', [
+    'maxPools',
+    'connectionBudget',
+    'idleTimeoutMs',
+  ]);
+  const maxPools = optInteger(db.maxPools, 'tenancy.isolation.database.maxPools', 20, 1);
+  const connectionBudget = optInteger(
+    db.connectionBudget,
+    'tenancy.isolation.database.connectionBudget',
+    100,
+    1,
+  );
+  if (connectionBudget < maxPools) {
+    fail(
+      `Cannot give ${maxPools} pools a budget of ${connectionBudget} connections because each pool needs at least one. Raise connectionBudget or lower maxPools.`,
+    );
+  }
+  return Object.freeze({
+    mode,
+    tenantColumn,
+    tenantTables,
+    sharedTables,
+    rls: optBoolean(i.rls, 'tenancy.isolation.rls', false),
+    schemaPrefix,
+    database: Object.freeze({
+      maxPools,
+      connectionBudget,
+      idleTimeoutMs: optInteger(
+        db.idleTimeoutMs,
+        'tenancy.isolation.database.idleTimeoutMs',
+        60_000,
+        0,
+      ),
+    }),
+  });
+}
+
+function parseCache(raw: unknown): TenancyCacheConfig {
+  const c = section(raw, 'tenancy.cache', ['ttlMs', 'maxEntries', 'negativeTtlMs']);
+  const ttlMs = optInteger(c.ttlMs, 'tenancy.cache.ttlMs', 30_000, 0);
+  return Object.freeze({
+    ttlMs,
+    maxEntries: optInteger(c.maxEntries, 'tenancy.cache.maxEntries', 1000, 1),
+    negativeTtlMs: optInteger(
+      c.negativeTtlMs,
+      'tenancy.cache.negativeTtlMs',
+      Math.min(5000, ttlMs),
+      0,
+    ),
+  });
+}
+
+/**
+ * Validates a tenancy config object (with or without the outer `tenancy`
+ * key) and returns it frozen with every default filled in. Throws
+ * {@link TenancyConfigError} naming the setting to change. Idempotent: a
+ * parsed config parses to an equal config.
+ *
+ * @example
+ * ```ts
+ * const config = parseTenancyConfig({ tenancy: { resolution: { strategy: 'subdomain', domain: 'lexigram.dev' } } });
+ * config.tenancy.isolation.mode; // 'row'
+ * ```
+ */
+export function parseTenancyConfig(input: unknown): TenancyConfig {
+  if (!isObject(input))
+    fail('Cannot read the tenancy config because it is not an object. Pass { tenancy: { ... } }.');
+  const inner = 'tenancy' in input ? input.tenancy : input;
+  if (isObject(input) && 'tenancy' in input && Object.keys(input).length > 1) {
+    const others = Object.keys(input).filter((k) => k !== 'tenancy');
+    fail(
+      `Cannot use top-level key(s) ${others.join(', ')} next to "tenancy". Move them inside tenancy: or remove them.`,
+    );
+  }
+  const t = section(inner, 'tenancy', ['resolution', 'isolation', 'cache']);
+  return Object.freeze({
+    tenancy: Object.freeze({
+      resolution: parseResolution(t.resolution),
+      isolation: parseIsolation(t.isolation),
+      cache: parseCache(t.cache),
+    }),
+  });
+}
+
+/**
+ * Validates only a `tenancy.resolution` section.
+ *
+ * @example
+ * ```ts
+ * parseResolutionConfig({ strategy: ['jwt_claim', 'header'], jwt: { secret, algorithms: ['HS256'] } });
+ * ```
+ */
+export function parseResolutionConfig(input: unknown): TenancyResolutionConfig {
+  return parseResolution(input);
+}
+
+/**
+ * Validates only a `tenancy.cache` section.
+ *
+ * @example
+ * ```ts
+ * parseCacheConfig({ ttlMs: 10_000 }).maxEntries; // 1000
+ * ```
+ */
+export function parseCacheConfig(input: unknown): TenancyCacheConfig {
+  return parseCache(input);
+}

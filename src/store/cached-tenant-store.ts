@@ -1,0 +1,235 @@
+import type { TenantRecord } from '../context/tenant-record';
+import type { NewTenant, TenantListOptions, TenantPatch, TenantStore } from './tenant-store';
+
+/** Options of {@link CachedTenantStore}. */
+export interface CachedTenantStoreOptions {
+  /** How long a found tenant is served from the cache, in ms. `0` disables caching. Default: `30000`. */
+  readonly ttlMs?: number;
+  /** Most entries kept (found and unknown ids); the least recently used is evicted. Default: `1000`. */
+  readonly maxEntries?: number;
+  /**
+   * How long an unknown id is remembered as unknown, in ms, so a flood of
+   * requests for a missing tenant does not reach the store. Default: `min(5000, ttlMs)`.
+   */
+  readonly negativeTtlMs?: number;
+  /** Clock in ms, for tests. Default: `Date.now`. */
+  readonly now?: () => number;
+}
+
+/** Counters of a {@link CachedTenantStore}, for tests and metrics. */
+export interface CachedTenantStoreStats {
+  /** `findById` calls answered from the cache (found or known-unknown). */
+  readonly hits: number;
+  /** `findById` calls that were not in the cache (or had expired). */
+  readonly misses: number;
+  /** `findById` calls that joined an already running store call for the same id. */
+  readonly coalesced: number;
+  /** Calls made to the wrapped store's `findById`. */
+  readonly storeCalls: number;
+  /** Entries dropped because the cache was full. */
+  readonly evictions: number;
+  /** Entries currently cached. */
+  readonly size: number;
+}
+
+interface Entry {
+  readonly record: TenantRecord | undefined;
+  readonly expiresAt: number;
+}
+
+function checkedMs(name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new TypeError(
+      `Cannot use CachedTenantStore option ${name}=${String(value)} because it is not an integer >= ${min}.`,
+    );
+  }
+  return value;
+}
+
+function freezeRecord(record: TenantRecord): TenantRecord {
+  // One cached object is shared by concurrent requests, so nobody may change it.
+  return Object.freeze({
+    ...record,
+    isolation: Object.freeze({ ...record.isolation }),
+    config: Object.freeze({ ...record.config }),
+  });
+}
+
+/**
+ * Wraps any {@link TenantStore} with a bounded TTL + LRU cache of
+ * `findById`: a cache hit costs zero store round trips; concurrent misses for
+ * one id share one store call; unknown ids are remembered briefly; writes
+ * through the wrapper invalidate the id. Call {@link invalidate} when a tenant
+ * changes elsewhere (another process, a NOTIFY listener).
+ *
+ * @example
+ * ```ts
+ * const store = new CachedTenantStore(new KnexTenantStore(knex), { ttlMs: 30_000, maxEntries: 10_000 });
+ * app.use(resolveTenant({ store, strategies: ['header'] }));
+ * await store.update('acme', { status: 'suspended' }); // also invalidates 'acme'
+ * ```
+ */
+export class CachedTenantStore implements TenantStore {
+  readonly #inner: TenantStore;
+  readonly #ttlMs: number;
+  readonly #negativeTtlMs: number;
+  readonly #maxEntries: number;
+  readonly #now: () => number;
+  readonly #entries = new Map<string, Entry>();
+  readonly #inflight = new Map<string, Promise<TenantRecord | undefined>>();
+  #hits = 0;
+  #misses = 0;
+  #coalesced = 0;
+  #storeCalls = 0;
+  #evictions = 0;
+
+  constructor(inner: TenantStore, options: CachedTenantStoreOptions = {}) {
+    if (typeof inner?.findById !== 'function') {
+      throw new TypeError(
+        'Cannot build a CachedTenantStore because the wrapped store has no findById(). Pass a TenantStore.',
+      );
+    }
+    this.#inner = inner;
+    this.#ttlMs = checkedMs('ttlMs', options.ttlMs, 30_000, 0);
+    this.#negativeTtlMs = checkedMs(
+      'negativeTtlMs',
+      options.negativeTtlMs,
+      Math.min(5000, this.#ttlMs),
+      0,
+    );
+    this.#maxEntries = checkedMs('maxEntries', options.maxEntries, 1000, 1);
+    this.#now = options.now ?? Date.now;
+  }
+
+  /** The counters since construction (or the last {@link resetStats}). */
+  get stats(): CachedTenantStoreStats {
+    return {
+      hits: this.#hits,
+      misses: this.#misses,
+      coalesced: this.#coalesced,
+      storeCalls: this.#storeCalls,
+      evictions: this.#evictions,
+      size: this.#entries.size,
+    };
+  }
+
+  /**
+   * Sets every counter back to zero (the cache itself is kept).
+   *
+   * @example
+   * ```ts
+   * store.resetStats();
+   * ```
+   */
+  resetStats(): void {
+    this.#hits = this.#misses = this.#coalesced = this.#storeCalls = this.#evictions = 0;
+  }
+
+  async findById(id: string): Promise<TenantRecord | undefined> {
+    const entry = this.#entries.get(id);
+    if (entry !== undefined) {
+      if (entry.expiresAt > this.#now()) {
+        // Re-insert to mark as most recently used (Map keeps insertion order).
+        this.#entries.delete(id);
+        this.#entries.set(id, entry);
+        this.#hits += 1;
+        return entry.record;
+      }
+      this.#entries.delete(id);
+    }
+    this.#misses += 1;
+    const running = this.#inflight.get(id);
+    if (running !== undefined) {
+      this.#coalesced += 1;
+      return running;
+    }
+    this.#storeCalls += 1;
+    const call = this.#inner.findById(id).then(
+      (found) => {
+        const record = found === undefined ? undefined : freezeRecord(found);
+        // Cache only if no invalidate() ran meanwhile: it removed this call from #inflight.
+        if (this.#inflight.get(id) === call) {
+          this.#inflight.delete(id);
+          this.#remember(id, record);
+        }
+        return record;
+      },
+      (error: unknown) => {
+        if (this.#inflight.get(id) === call) this.#inflight.delete(id);
+        throw error;
+      },
+    );
+    this.#inflight.set(id, call);
+    return call;
+  }
+
+  /**
+   * Forgets one tenant, so the next lookup reads the store. A lookup already
+   * running for it is not cached either. Safe to call for unknown ids.
+   *
+   * @example
+   * ```ts
+   * store.invalidate('acme');
+   * ```
+   */
+  invalidate(id: string): void {
+    this.#entries.delete(id);
+    this.#inflight.delete(id);
+  }
+
+  /**
+   * Forgets every tenant.
+   *
+   * @example
+   * ```ts
+   * store.invalidateAll();
+   * ```
+   */
+  invalidateAll(): void {
+    this.#entries.clear();
+    this.#inflight.clear();
+  }
+
+  /** Not cached: listing is an admin operation. */
+  list(options?: TenantListOptions): Promise<TenantRecord[]> {
+    return this.#inner.list(options);
+  }
+
+  async create(tenant: NewTenant): Promise<TenantRecord> {
+    try {
+      return await this.#inner.create(tenant);
+    } finally {
+      // The id may be negatively cached from an earlier lookup.
+      this.invalidate(tenant.id);
+    }
+  }
+
+  async update(id: string, patch: TenantPatch): Promise<TenantRecord> {
+    try {
+      return await this.#inner.update(id, patch);
+    } finally {
+      this.invalidate(id);
+    }
+  }
+
+  async remove(id: string): Promise<boolean> {
+    try {
+      return await this.#inner.remove(id);
+    } finally {
+      this.invalidate(id);
+    }
+  }
+
+  #remember(id: string, record: TenantRecord | undefined): void {
+    const ttl = record === undefined ? this.#negativeTtlMs : this.#ttlMs;
+    if (ttl <= 0) return;
+    this.#entries.set(id, { record, expiresAt: this.#now() + ttl });
+    while (this.#entries.size > this.#maxEntries) {
+      const oldest = this.#entries.keys().next();
+      if (oldest.done === true) break;
+      this.#entries.delete(oldest.value);
+      this.#evictions += 1;
+    }
+  }
+}

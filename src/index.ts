@@ -120,4 +120,21 @@ export type {
   TenantStrategyName,
   BareDomainPolicy,
 } from './config/tenancy-config';
+export { resolveTenant } from './resolution/resolve-tenant';
+export type { ResolveTenantOptions } from './resolution/resolve-tenant';
+export { HeaderStrategy } from './resolution/header-strategy';
+export type { HeaderStrategyOptions } from './resolution/header-strategy';
+export { JwtClaimStrategy } from './resolution/jwt-claim-strategy';
+export type { JwtClaimStrategyOptions } from './resolution/jwt-claim-strategy';
+export { SubdomainStrategy } from './resolution/subdomain-strategy';
+export type { SubdomainStrategyOptions } from './resolution/subdomain-strategy';
+export { PathStrategy } from './resolution/path-strategy';
+export type { PathStrategyOptions } from './resolution/path-strategy';
+export type {
+  TenantResolution,
+  TenantResolutionStrategy,
+} from './resolution/tenant-resolution-strategy';
+export type { TenantRequest } from './resolution/tenant-request';
+export { claimMembership } from './context/tenant-membership';
+export type { TenantMembershipCheck, ClaimMembershipOptions } from './context/tenant-membership';
 // end of HTTP half

@@ -1,0 +1,336 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { parseResolutionConfig } from '../config/parse-tenancy-config';
+import type {
+  BareDomainPolicy,
+  TenancyConfig,
+  TenancyResolutionConfig,
+  TenancyResolutionConfigInput,
+  TenantStrategyName,
+} from '../config/tenancy-config';
+import { createTenantContainer } from '../context/tenant-container';
+import { TenantContext, type TenantUser } from '../context/tenant-context';
+import { assertValidTenantId } from '../context/tenant-id';
+import { claimMembership, type TenantMembershipCheck } from '../context/tenant-membership';
+import { runWithTenant } from '../context/tenant-scope';
+import {
+  TenancyConfigError,
+  TenancyError,
+  TenantConflictError,
+  TenantForbiddenError,
+  TenantNotFoundError,
+  TenantRequiredError,
+  TenantSuspendedError,
+  TenantUnavailableError,
+} from '../errors';
+import { silentLogger, type TenancyLogger } from '../logger';
+import type { TenantStore } from '../store/tenant-store';
+import { HeaderStrategy } from './header-strategy';
+import { JwtClaimStrategy, type JwtClaimStrategyOptions } from './jwt-claim-strategy';
+import { PathStrategy, type PathStrategyOptions } from './path-strategy';
+import { SubdomainStrategy } from './subdomain-strategy';
+import './tenant-request';
+import type { TenantResolutionStrategy } from './tenant-resolution-strategy';
+
+/** Options of {@link resolveTenant}. Explicit options win over `config`. */
+export interface ResolveTenantOptions {
+  /** Where tenants are looked up (wrap it in `CachedTenantStore` in production). Required. */
+  readonly store: TenantStore;
+  /**
+   * The loaded config: the whole `loadTenancyConfig()` result or its
+   * `tenancy.resolution` section (validated again here). Default: none.
+   */
+  readonly config?: TenancyConfig | TenancyResolutionConfig | TenancyResolutionConfigInput;
+  /**
+   * Strategies in the order they run: built-in names and/or your own
+   * {@link TenantResolutionStrategy} objects. Default: `config.strategy`, else `['header']`.
+   */
+  readonly strategies?: readonly (TenantStrategyName | TenantResolutionStrategy)[];
+  /** Header of the `header` strategy. Default: config `header`, else `X-Tenant-ID`. */
+  readonly header?: string;
+  /** Domain of the `subdomain` strategy. Default: config `domain`. Required for `subdomain`. */
+  readonly domain?: string;
+  /** Bare-domain policy of the `subdomain` strategy. Default: config `bareDomain`, else `refuse`. */
+  readonly bareDomain?: BareDomainPolicy;
+  /** Labels the `subdomain` strategy ignores (`www`). Default: `[]`. */
+  readonly ignoredSubdomains?: readonly string[];
+  /** Verification settings of the `jwt_claim` strategy. Default: config `jwt`. Required for `jwt_claim`. */
+  readonly jwt?: JwtClaimStrategyOptions & { readonly tenantsClaim?: string };
+  /** Settings of the `path` strategy. Default: config `path`, else `{ prefix: '/api/v1', stripTenantSegment: true }`. */
+  readonly path?: PathStrategyOptions;
+  /**
+   * Refuse a request that names no tenant with 401 `TENANT_REQUIRED` here
+   * instead of continuing without a tenant. Default: config `required`, else `false`.
+   */
+  readonly required?: boolean;
+  /**
+   * Membership check for a tenant named by a client-influenced source while a
+   * user is authenticated. Default: `claimMembership()` with the jwt `claim`
+   * and `tenantsClaim` (token tenant claim equals it or tenants array holds it).
+   */
+  readonly isMember?: TenantMembershipCheck;
+  /**
+   * Where the verified user comes from when no strategy produced one (e.g. a
+   * session set by your auth middleware). Only return users you verified.
+   * Default: none.
+   */
+  readonly getUser?: (req: Request) => TenantUser | undefined | Promise<TenantUser | undefined>;
+  /** Parent of the per-request child containers. Default: tsyringe's root container. */
+  readonly container?: DependencyContainer;
+  /** Receives debug/warn logs (resolutions refused, dispose failures). Default: silent. */
+  readonly logger?: TenancyLogger;
+}
+
+interface Named {
+  readonly source: string;
+  readonly id: string;
+  readonly trusted: boolean;
+  readonly accept?: (req: Request) => void;
+}
+
+function resolutionSection(
+  config: ResolveTenantOptions['config'],
+): TenancyResolutionConfig | undefined {
+  if (config === undefined) return undefined;
+  if (typeof config === 'object' && config !== null && 'tenancy' in config) {
+    return parseResolutionConfig(config.tenancy.resolution);
+  }
+  return parseResolutionConfig(config);
+}
+
+function buildStrategies(
+  options: ResolveTenantOptions,
+  config: TenancyResolutionConfig | undefined,
+) {
+  const wanted = options.strategies ?? config?.strategy ?? ['header'];
+  if (!Array.isArray(wanted) || wanted.length === 0) {
+    throw new TenancyConfigError(
+      'Cannot resolve tenants because no strategy is configured. Pass strategies, e.g. ["header"].',
+    );
+  }
+  const names = new Set<string>();
+  const strategies: TenantResolutionStrategy[] = wanted.map((entry) => {
+    let strategy: TenantResolutionStrategy;
+    if (typeof entry === 'string') {
+      switch (entry) {
+        case 'header':
+          strategy = new HeaderStrategy({
+            header: options.header ?? config?.header ?? 'X-Tenant-ID',
+          });
+          break;
+        case 'subdomain': {
+          const domain = options.domain ?? config?.domain;
+          if (domain === undefined) {
+            throw new TenancyConfigError(
+              'Cannot use strategy "subdomain" because no domain is configured. Pass domain, e.g. "lexigram.dev".',
+            );
+          }
+          strategy = new SubdomainStrategy({
+            domain,
+            bareDomain: options.bareDomain ?? config?.bareDomain ?? 'refuse',
+            ignoredLabels: options.ignoredSubdomains ?? [],
+          });
+          break;
+        }
+        case 'jwt_claim': {
+          const jwt = options.jwt ?? config?.jwt;
+          if (jwt === undefined) {
+            throw new TenancyConfigError(
+              'Cannot use strategy "jwt_claim" because no jwt settings are configured. Pass jwt: { algorithms, secret | publicKey }.',
+            );
+          }
+          strategy = new JwtClaimStrategy(jwt);
+          break;
+        }
+        case 'path':
+          strategy = new PathStrategy(options.path ?? config?.path ?? {});
+          break;
+        default:
+          throw new TenancyConfigError(
+            `Cannot use strategy "${String(entry)}" because it is unknown. Use header, jwt_claim, subdomain, path or a TenantResolutionStrategy object.`,
+          );
+      }
+    } else if (
+      typeof entry === 'object' &&
+      entry !== null &&
+      typeof entry.resolve === 'function' &&
+      typeof entry.name === 'string' &&
+      entry.name !== ''
+    ) {
+      strategy = entry;
+    } else {
+      throw new TenancyConfigError(
+        'Cannot use a strategy without a name and a resolve(req) method. Implement TenantResolutionStrategy.',
+      );
+    }
+    if (names.has(strategy.name)) {
+      throw new TenancyConfigError(
+        `Cannot run strategy "${strategy.name}" twice. Remove the duplicate.`,
+      );
+    }
+    names.add(strategy.name);
+    return strategy;
+  });
+  return Object.freeze(strategies);
+}
+
+/**
+ * Express middleware that identifies the tenant of each request with an
+ * ordered chain of strategies, then runs the rest of the chain inside that
+ * tenant's scope.
+ *
+ * Per request: every strategy runs (so disagreements are seen); every named
+ * id is validated against `TENANT_ID_PATTERN` (400 `TENANT_INVALID`); two
+ * different ids are refused (403 `TENANT_CONFLICT`, never first-wins); a
+ * tenant named only by a client-influenced source while a user is
+ * authenticated must pass the membership check (403 `TENANT_FORBIDDEN`);
+ * then the store is asked (404 `TENANT_NOT_FOUND`, 403 `TENANT_SUSPENDED`
+ * unless `active`; `deleted` is 404). On success it sets `req.tenant`,
+ * `req.tenantUser` and `req.container` (a child container disposed when the
+ * response ends) and calls `next()` inside `runWithTenant()`. Failures go to
+ * `next(err)`; this middleware never writes a response.
+ *
+ * A request naming no tenant continues without one (add `requireTenant()`
+ * where one is needed), unless `required` is set.
+ *
+ * @example
+ * ```ts
+ * const config = loadTenancyConfig({ file: 'tenancy.yaml', env: true });
+ * app.use(resolveTenant({ config: config.tenancy.resolution, store: new CachedTenantStore(store) }));
+ * app.use('/api', requireTenant(), apiRouter);
+ * app.use(tenancyErrorHandler());
+ * ```
+ */
+export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
+  if (options === undefined || options === null || typeof options.store?.findById !== 'function') {
+    throw new TenancyConfigError(
+      'Cannot resolve tenants without a tenant store. Pass store: a TenantStore (e.g. InMemoryTenantStore).',
+    );
+  }
+  const config = resolutionSection(options.config);
+  const strategies = buildStrategies(options, config);
+  const store = options.store;
+  const jwt = options.jwt ?? config?.jwt;
+  const isMember =
+    options.isMember ??
+    claimMembership({ claim: jwt?.claim ?? 'tid', tenantsClaim: jwt?.tenantsClaim ?? 'tenants' });
+  if (typeof isMember !== 'function') {
+    throw new TenancyConfigError(
+      'Cannot use isMember because it is not a function (user, tenantId, req) => boolean.',
+    );
+  }
+  const getUser = options.getUser;
+  const required = options.required ?? config?.required ?? false;
+  const parent = options.container ?? rootContainer;
+  const logger = options.logger ?? silentLogger;
+
+  async function identify(req: Request): Promise<{ named: Named[]; user: TenantUser | undefined }> {
+    const named: Named[] = [];
+    let user: TenantUser | undefined;
+    for (const strategy of strategies) {
+      const found = await strategy.resolve(req);
+      if (found === undefined) continue;
+      if (found.user !== undefined) user ??= found.user;
+      if (found.tenantId === undefined) continue;
+      // Validated here, before any other strategy's id is compared or the store is asked.
+      const id = assertValidTenantId(found.tenantId, `${strategy.name} source`);
+      named.push({
+        source: strategy.name,
+        id,
+        trusted: found.trusted === true,
+        ...(found.accept ? { accept: found.accept } : {}),
+      });
+    }
+    if (user === undefined && getUser !== undefined) user = await getUser(req);
+    return { named, user };
+  }
+
+  async function lookup(id: string) {
+    let record;
+    try {
+      record = await store.findById(id);
+    } catch (cause) {
+      if (cause instanceof TenancyError) throw cause;
+      throw new TenantUnavailableError(
+        'Cannot look up the tenant because the tenant store failed. Retry later.',
+        { cause },
+      );
+    }
+    if (record === undefined || record.status === 'deleted') {
+      throw new TenantNotFoundError(`Cannot find tenant "${id}". Check the tenant id.`);
+    }
+    if (record.status !== 'active') {
+      throw new TenantSuspendedError(
+        `Cannot serve tenant "${id}" because it is ${record.status.replace('_', ' ')}. Contact its administrator.`,
+      );
+    }
+    return record;
+  }
+
+  return async function resolveTenantMiddleware(
+    req: Request,
+    res: Response,
+    next: NextFunction,
+  ): Promise<void> {
+    let context: TenantContext;
+    let named: Named[];
+    try {
+      const found = await identify(req);
+      named = found.named;
+      if (found.user !== undefined) req.tenantUser = found.user;
+      const first = named[0];
+      if (first === undefined) {
+        if (required) throw new TenantRequiredError();
+        next();
+        return;
+      }
+      const other = named.find((n) => n.id !== first.id);
+      if (other !== undefined) {
+        throw new TenantConflictError(
+          `Cannot pick a tenant because ${first.source} names "${first.id}" and ${other.source} names "${other.id}". Send one tenant.`,
+        );
+      }
+      const chosen = named.find((n) => n.trusted) ?? first;
+      const user = found.user;
+      if (user !== undefined && !chosen.trusted && !(await isMember(user, first.id, req))) {
+        throw new TenantForbiddenError(
+          `Cannot access tenant "${first.id}" because the user is not a member of it.`,
+        );
+      }
+      const tenant = await lookup(first.id);
+      context = new TenantContext({
+        tenant,
+        source: chosen.source,
+        trusted: chosen.trusted,
+        ...(user !== undefined ? { user } : {}),
+      });
+    } catch (error) {
+      if (error instanceof TenancyError) {
+        logger.debug('tenant resolution refused', {
+          code: error.code,
+          status: error.status,
+          path: req.path,
+        });
+      }
+      next(error);
+      return;
+    }
+    for (const n of named) n.accept?.(req);
+    const child = createTenantContainer(context, parent);
+    req.tenant = context;
+    req.container = child;
+    let disposed = false;
+    const dispose = (): void => {
+      if (disposed) return;
+      disposed = true;
+      Promise.resolve()
+        .then(() => child.dispose())
+        .catch((error: unknown) =>
+          logger.warn('tenant container dispose failed', { tenantId: context.toString(), error }),
+        );
+    };
+    res.once('finish', dispose);
+    res.once('close', dispose);
+    runWithTenant(context, () => next());
+  };
+}

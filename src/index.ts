@@ -83,6 +83,28 @@ export type {
 } from './isolation/with-tenancy-options';
 export { tenantSchemaName, DEFAULT_SCHEMA_PREFIX } from './isolation/schema/tenant-schema-name';
 
+// Database isolation
+export { createDatabaseTenantKnex } from './isolation/database/database-tenant-knex';
+export type {
+  DatabaseTenantKnex,
+  DatabaseTenantKnexOptions,
+} from './isolation/database/database-tenant-knex';
+export { TenantPoolManager } from './isolation/database/tenant-pool-manager';
+export type {
+  DatabaseIsolationOptions,
+  DatabaseConnectionDefaults,
+  ResolvedTenantDatabase,
+  TenantPoolStats,
+} from './isolation/database/tenant-pool-manager';
+export { ConnectionBudget } from './isolation/database/connection-budget';
+export type { ConnectionBudgetOptions } from './isolation/database/connection-budget';
+export { envCredentialsResolver } from './isolation/database/credentials-resolver';
+export type { CredentialsResolver } from './isolation/database/credentials-resolver';
+export {
+  tenantDatabaseName,
+  DEFAULT_DATABASE_PREFIX,
+} from './isolation/database/tenant-database-name';
+
 // HTTP half: config, in-memory/cached stores, resolution, enforcement
 export { InMemoryTenantStore } from './store/in-memory-tenant-store';
 export { CachedTenantStore } from './store/cached-tenant-store';

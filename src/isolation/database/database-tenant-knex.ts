@@ -1,19 +1,146 @@
-// PLACEHOLDER owned by the database-mode work (issue 4): replaced by the real
-// per-tenant pool manager. Until then database mode refuses to start.
 import type { Knex } from 'knex';
-import { TenancyConfigError } from '../../errors';
-import type { TenantKnex } from '../tenant-knex';
+import { emitTenancyAudit } from '../../context/audit';
+import { currentSystemReason, tryCurrentTenant } from '../../context/tenant-scope';
+import { TenantScopeError } from '../../errors';
+import type { TenancyInfo, TenantKnex, UnscopedOptions } from '../tenant-knex';
 import type { WithTenancyOptions } from '../with-tenancy-options';
+import {
+  TenantPoolManager,
+  type DatabaseConnectionDefaults,
+  type DatabaseIsolationOptions,
+} from './tenant-pool-manager';
 
-/** Options of database isolation mode (filled in by the database-mode work). */
-export interface DatabaseIsolationOptions {
-  /** Placeholder field; the real options replace this interface. */
-  readonly maxPools?: number;
+export type { DatabaseIsolationOptions };
+
+/** The options `createDatabaseTenantKnex()` reads: `withTenancy()`'s options. */
+export type DatabaseTenantKnexOptions = WithTenancyOptions;
+
+/**
+ * A Knex whose every builder, raw statement, schema call and transaction
+ * runs in the current tenant's own database. `tenantPools` exposes the pool
+ * manager (stats, `closeTenant()`); `destroy()` closes every tenant pool.
+ */
+export type DatabaseTenantKnex = TenantKnex & {
+  /** The pool manager behind this instance. */
+  readonly tenantPools: TenantPoolManager;
+};
+
+function defaultsFromBase(base: Knex): DatabaseConnectionDefaults {
+  const connection = (base.client as { config?: { connection?: unknown } }).config?.connection;
+  if (typeof connection === 'string') {
+    const url = new URL(connection);
+    return {
+      host: url.hostname || '127.0.0.1',
+      port: url.port ? Number(url.port) : 5432,
+      user: url.username ? decodeURIComponent(url.username) : 'postgres',
+      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+    };
+  }
+  if (connection !== null && typeof connection === 'object') {
+    const c = connection as { host?: unknown; port?: unknown; user?: unknown; password?: unknown };
+    return {
+      ...(typeof c.host === 'string' ? { host: c.host } : {}),
+      ...(typeof c.port === 'number' || typeof c.port === 'string' ? { port: Number(c.port) } : {}),
+      ...(typeof c.user === 'string' ? { user: c.user } : {}),
+      ...(typeof c.password === 'string' ? { password: c.password } : {}),
+    };
+  }
+  return {};
 }
 
-/** Refuses: database mode is not built yet. */
-export function createDatabaseTenantKnex(_base: Knex, _options: WithTenancyOptions): TenantKnex {
-  throw new TenancyConfigError(
-    'Cannot use isolation mode "database" because it is not implemented yet. Use "row".',
+const NOT_THENABLE = new Set<PropertyKey>(['then', 'catch', 'finally']);
+
+/**
+ * Database isolation mode: returns a Knex-shaped object that routes every
+ * call to the pool of the current tenant's own database (its placement comes
+ * from the tenant record's `isolation.database`, over defaults taken from
+ * `base`'s connection). The tenant is captured when the builder is created,
+ * so a builder keeps its tenant even if it runs later. With no tenant scope
+ * it throws `TenantScopeError` before anything is sent (fail closed).
+ * `withTenancy(knex, { mode: 'database' })` calls this. Shared tables live
+ * in the central database: reach them with `db.unscoped({ reason })` (the
+ * base Knex, audited) or the base Knex itself.
+ *
+ * @example
+ * ```ts
+ * const db = createDatabaseTenantKnex(centralKnex, { database: { connectionBudget: 50 } });
+ * await runWithTenant(acmeRecord, () => db('documents').select('*'));
+ * await db.destroy();
+ * ```
+ */
+export function createDatabaseTenantKnex(
+  base: Knex,
+  options: DatabaseTenantKnexOptions = {},
+): DatabaseTenantKnex {
+  const dbOptions = options.database ?? {};
+  const logger = dbOptions.logger ?? options.logger;
+  const manager = new TenantPoolManager({
+    ...dbOptions,
+    defaults: { ...defaultsFromBase(base), ...dbOptions.defaults },
+    ...(logger ? { logger } : {}),
+  });
+
+  const tenantKnex = (): Knex => {
+    const context = tryCurrentTenant();
+    if (!context) {
+      const system = currentSystemReason();
+      throw new TenantScopeError(
+        system !== undefined
+          ? `Cannot pick a tenant database because this code runs in a system scope ("${system}"). Use runWithTenant() for per-tenant work.`
+          : 'Cannot pick a tenant database because no tenant scope is active. Use resolveTenant() for requests or runWithTenant() for jobs.',
+      );
+    }
+    return manager.knexFor(context.tenant);
+  };
+
+  const destroy = (): Promise<void> => manager.destroy();
+  const sharedTables = (options.sharedTables ?? []).map((t) =>
+    typeof t === 'string' ? t : t.schema ? `${t.schema}.${t.name}` : t.name,
   );
+  const tenantTables = Array.isArray(options.tenantTables)
+    ? [...(options.tenantTables as readonly string[])]
+    : [...((options.tenantTables as { tables?: readonly string[] } | undefined)?.tables ?? [])];
+  const tenancy: TenancyInfo = Object.freeze({
+    mode: 'database',
+    tenantColumn: options.tenantColumn ?? 'tenant_id',
+    tenantTables: Object.freeze(tenantTables),
+    sharedTables: Object.freeze(sharedTables),
+    rls: false,
+    ready: () => Promise.resolve(),
+  });
+  const unscoped = (opts: UnscopedOptions): Knex => {
+    if (typeof opts?.reason !== 'string' || opts.reason.trim() === '') {
+      throw new TypeError('db.unscoped({ reason }) needs a non-empty reason for the audit log.');
+    }
+    const tenantId = tryCurrentTenant()?.id;
+    emitTenancyAudit({
+      type: 'unscoped_query',
+      reason: opts.reason,
+      ...(tenantId !== undefined ? { tenantId } : {}),
+    });
+    return base;
+  };
+  // The target is a function so the proxy is callable like knex('table').
+  const target = function tenantKnexTarget() {} as unknown as Knex;
+  return new Proxy(target, {
+    apply(_target, _this, args: unknown[]) {
+      return (tenantKnex() as unknown as (...a: unknown[]) => unknown)(...args);
+    },
+    get(_target, property) {
+      if (property === 'destroy') return destroy;
+      if (property === 'tenantPools') return manager;
+      if (property === 'tenancy') return tenancy;
+      if (property === 'unscoped') return unscoped;
+      // Never thenable: `await db` or returning it from an async function must not query.
+      if (NOT_THENABLE.has(property) || typeof property === 'symbol') return undefined;
+      const knex = tenantKnex();
+      const value: unknown = Reflect.get(knex, property, knex);
+      return typeof value === 'function'
+        ? (value as (...a: unknown[]) => unknown).bind(knex)
+        : value;
+    },
+    has(_target, property) {
+      return ['tenantPools', 'destroy', 'tenancy', 'unscoped'].includes(property as string);
+    },
+  }) as DatabaseTenantKnex;
 }

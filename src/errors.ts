@@ -24,7 +24,8 @@ export type TenancyErrorCode =
   | 'UNSAFE_QUERY'
   | 'TENANCY_CONFIG_INVALID'
   | 'TENANT_PROVISIONING_FAILED'
-  | 'TENANT_STATE_INVALID';
+  | 'TENANT_STATE_INVALID'
+  | 'AUTHENTICATION_REQUIRED';
 
 /** Options accepted by every {@link TenancyError} constructor. */
 export interface TenancyErrorOptions {
@@ -292,5 +293,23 @@ export class TenantProvisioningError extends TenancyError {
 export class TenantStateError extends TenancyError {
   constructor(message: string, options?: TenancyErrorOptions) {
     super('TENANT_STATE_INVALID', 409, 'Invalid tenant state', message, options);
+  }
+}
+
+/**
+ * 401 `AUTHENTICATION_REQUIRED`: the route demands an authenticated user
+ * (`requireTenant({ requireUser: true })`) and the request carried none.
+ *
+ * @example
+ * ```ts
+ * throw new AuthenticationRequiredError();
+ * ```
+ */
+export class AuthenticationRequiredError extends TenancyError {
+  constructor(
+    message = 'Cannot serve this request because it is not authenticated. Send a bearer token.',
+    options?: TenancyErrorOptions,
+  ) {
+    super('AUTHENTICATION_REQUIRED', 401, 'Authentication required', message, options);
   }
 }

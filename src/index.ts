@@ -159,4 +159,10 @@ export type {
 export type { TenantRequest } from './resolution/tenant-request';
 export { claimMembership } from './context/tenant-membership';
 export type { TenantMembershipCheck, ClaimMembershipOptions } from './context/tenant-membership';
+export { requireTenant } from './enforcement/require-tenant';
+export type { RequireTenantOptions } from './enforcement/require-tenant';
+export { TenantScoped } from './enforcement/tenant-scoped';
+export { tenancyErrorHandler } from './enforcement/tenancy-error-handler';
+export type { TenancyErrorHandlerOptions, TenancyProblem } from './enforcement/tenancy-error-handler';
+export { AuthenticationRequiredError } from './errors';
 // end of HTTP half

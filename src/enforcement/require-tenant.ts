@@ -1,0 +1,85 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { claimMembership, type TenantMembershipCheck } from '../context/tenant-membership';
+import {
+  AuthenticationRequiredError,
+  TenancyConfigError,
+  TenantForbiddenError,
+  TenantRequiredError,
+} from '../errors';
+
+/** Options of {@link requireTenant}. */
+export interface RequireTenantOptions {
+  /**
+   * Also demand an authenticated user (`req.tenantUser`): 401
+   * `AUTHENTICATION_REQUIRED` otherwise. Use it where a tenant named only by
+   * a header, host or path must not be enough. Default: `false`.
+   */
+  readonly requireUser?: boolean;
+  /**
+   * Membership check re-run for an authenticated user when the tenant came
+   * from a client-influenced source. Pass the same check you gave
+   * `resolveTenant()`. Default: `claimMembership({ claim, tenantsClaim })`.
+   */
+  readonly isMember?: TenantMembershipCheck;
+  /** Token claim holding the user's tenant id, for the default check. Default: `tid`. */
+  readonly claim?: string;
+  /** Token claim holding the user's tenant ids, for the default check. Default: `tenants`. */
+  readonly tenantsClaim?: string;
+}
+
+/**
+ * Router-level guard (the seed's TenancyGuard): a request without a resolved
+ * tenant is refused with 401 `TENANT_REQUIRED`; an authenticated user who is
+ * not a member of a client-named tenant with 403 `TENANT_FORBIDDEN`;
+ * optionally an unauthenticated request with 401 `AUTHENTICATION_REQUIRED`.
+ * Put it after `resolveTenant()`.
+ *
+ * @example
+ * ```ts
+ * app.use(resolveTenant({ store, strategies: ['jwt_claim', 'header'], jwt }));
+ * app.use('/api', requireTenant({ requireUser: true }), apiRouter);
+ * ```
+ */
+export function requireTenant(options: RequireTenantOptions = {}): RequestHandler {
+  const requireUser = options.requireUser ?? false;
+  if (typeof requireUser !== 'boolean') {
+    throw new TenancyConfigError(
+      'Cannot use requireTenant({ requireUser }) because it is not a boolean.',
+    );
+  }
+  const isMember =
+    options.isMember ??
+    claimMembership({
+      claim: options.claim ?? 'tid',
+      tenantsClaim: options.tenantsClaim ?? 'tenants',
+    });
+  if (typeof isMember !== 'function') {
+    throw new TenancyConfigError(
+      'Cannot use requireTenant({ isMember }) because it is not a function (user, tenantId, req) => boolean.',
+    );
+  }
+
+  return async function requireTenantMiddleware(
+    req: Request,
+    _res: Response,
+    next: NextFunction,
+  ): Promise<void> {
+    try {
+      const tenant = req.tenant;
+      // A context from another scope (a stale req.tenant) does not count: fail closed.
+      if (tenant === undefined || !tenant.isActive()) throw new TenantRequiredError();
+      const user = req.tenantUser;
+      if (user === undefined) {
+        if (requireUser) throw new AuthenticationRequiredError();
+      } else if (!tenant.trusted && !(await isMember(user, tenant.id, req))) {
+        throw new TenantForbiddenError(
+          `Cannot access tenant "${tenant.id}" because the user is not a member of it.`,
+        );
+      }
+    } catch (error) {
+      next(error);
+      return;
+    }
+    next();
+  };
+}

@@ -166,3 +166,37 @@ export { tenancyErrorHandler } from './enforcement/tenancy-error-handler';
 export type { TenancyErrorHandlerOptions, TenancyProblem } from './enforcement/tenancy-error-handler';
 export { AuthenticationRequiredError } from './errors';
 // end of HTTP half
+
+// Lifecycle
+export { TenantManager, TENANT_MANAGER_OPTIONS } from './lifecycle/tenant-manager';
+export type {
+  TenantManagerOptions,
+  CreateTenantInput,
+  TenantCacheInvalidator,
+} from './lifecycle/tenant-manager';
+export { TenantEvents } from './lifecycle/tenant-events';
+export type {
+  TenantEventMap,
+  TenantEventName,
+  TenantEventListener,
+  TenantLifecycleEvent,
+  TenantConfigChangedEvent,
+  TenantDeletedEvent,
+} from './lifecycle/tenant-events';
+export { TenantConfigService } from './lifecycle/tenant-config-service';
+export type { TenantConfigServiceOptions } from './lifecycle/tenant-config-service';
+export { TenantChangeNotifier } from './lifecycle/tenant-change-notifier';
+export type { TenantChangeNotifierOptions } from './lifecycle/tenant-change-notifier';
+export { FleetMigrator } from './lifecycle/fleet-migrator';
+export type {
+  FleetMigratorOptions,
+  MigrateTenantsOptions,
+  MigrateTenantsResult,
+  TenantMigrationProgress,
+  TenantMigrationState,
+  TenantMigrationStatus,
+} from './lifecycle/fleet-migrator';
+export { toMigrationSource } from './lifecycle/migration-sources';
+export type { TenantMigration, TenantMigrationsOption } from './lifecycle/migration-sources';
+export { TENANT_MIGRATIONS_TABLE } from './lifecycle/tenant-placement';
+export type { TenantPlacementOptions, TenantSeed } from './lifecycle/tenant-placement';

@@ -1,0 +1,230 @@
+import knexFactory, { type Knex } from 'knex';
+import type { TenantIsolationSettings, TenantRecord } from '../context/tenant-record';
+import { TenancyConfigError } from '../errors';
+import {
+  envCredentialsResolver,
+  type CredentialsResolver,
+} from '../isolation/database/credentials-resolver';
+import {
+  DEFAULT_DATABASE_PREFIX,
+  tenantDatabaseName,
+} from '../isolation/database/tenant-database-name';
+import { DEFAULT_SCHEMA_PREFIX, tenantSchemaName } from '../isolation/schema/tenant-schema-name';
+import type { IsolationMode } from '../isolation/with-tenancy-options';
+import { inSchema } from './migration-sources';
+
+/** Name of the per-tenant Knex migration ledger (in each schema or database). */
+export const TENANT_MIGRATIONS_TABLE = 'tenantry_migrations';
+
+/** How provisioning and migrations reach tenant storage. */
+export interface TenantPlacementOptions {
+  /** The isolation mode. Default: `row`. */
+  readonly mode?: IsolationMode;
+  /** Schema prefix (schema mode). Default: `tenant_`. */
+  readonly schemaPrefix?: string;
+  /** Database prefix (database mode). Default: `tenant_`. */
+  readonly databasePrefix?: string;
+  /** Resolves `passwordRef` (database mode). Default: an environment variable. */
+  readonly credentials?: CredentialsResolver;
+}
+
+/** A seed: fills a freshly provisioned tenant. Runs in one transaction. */
+export type TenantSeed = (knex: Knex, tenant: TenantRecord) => Promise<void>;
+
+interface Conn {
+  host: string;
+  port: number;
+  user: string;
+  password?: string;
+  database: string;
+}
+
+function baseConnection(knex: Knex): Conn {
+  const c = (knex.client as { config?: { connection?: unknown } }).config?.connection;
+  if (typeof c === 'string') {
+    const u = new URL(c);
+    return {
+      host: u.hostname || '127.0.0.1',
+      port: u.port ? Number(u.port) : 5432,
+      user: u.username ? decodeURIComponent(u.username) : 'postgres',
+      ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+      database: decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres',
+    };
+  }
+  if (c && typeof c === 'object') {
+    const o = c as Partial<Conn> & { port?: number | string };
+    return {
+      host: o.host ?? '127.0.0.1',
+      port: o.port !== undefined ? Number(o.port) : 5432,
+      user: o.user ?? 'postgres',
+      ...(o.password !== undefined ? { password: o.password } : {}),
+      database: o.database ?? 'postgres',
+    };
+  }
+  throw new TenancyConfigError(
+    'Cannot provision tenant databases because the central Knex connection is not a URL or an object. Pass one of those.',
+  );
+}
+
+/**
+ * The per-mode mechanics of provisioning and migrating one tenant (internal).
+ * Names always come from the validated-id mapping and are quoted as
+ * identifiers; nothing else is interpolated.
+ */
+export class TenantPlacement {
+  readonly mode: IsolationMode;
+  readonly #central: Knex;
+  readonly #schemaPrefix: string;
+  readonly #databasePrefix: string;
+  readonly #credentials: CredentialsResolver;
+
+  constructor(central: Knex, options: TenantPlacementOptions = {}) {
+    this.mode = options.mode ?? 'row';
+    if (!['row', 'schema', 'database'].includes(this.mode)) {
+      throw new TypeError(
+        `Cannot use isolation mode "${String(this.mode)}" because it is unknown. Use "row", "schema" or "database".`,
+      );
+    }
+    this.#central = central;
+    this.#schemaPrefix = options.schemaPrefix ?? DEFAULT_SCHEMA_PREFIX;
+    this.#databasePrefix = options.databasePrefix ?? DEFAULT_DATABASE_PREFIX;
+    this.#credentials = options.credentials ?? envCredentialsResolver;
+    tenantSchemaName({ id: 'probe' }, this.#schemaPrefix);
+    tenantDatabaseName('probe', this.#databasePrefix);
+  }
+
+  /** The isolation settings a new tenant gets (stored on its record). */
+  initialIsolation(
+    id: string,
+    given: TenantIsolationSettings | undefined,
+  ): TenantIsolationSettings {
+    if (this.mode === 'schema') {
+      return {
+        ...given,
+        schema: tenantSchemaName({ id, isolation: given ?? {} }, this.#schemaPrefix),
+      };
+    }
+    if (this.mode === 'database') {
+      return {
+        ...given,
+        database: {
+          ...given?.database,
+          database: given?.database?.database ?? tenantDatabaseName(id, this.#databasePrefix),
+        },
+      };
+    }
+    return given ?? {};
+  }
+
+  /** Creates the schema/database if missing; returns whether it was created now. */
+  async ensureStorage(tenant: TenantRecord): Promise<boolean> {
+    if (this.mode === 'schema') {
+      const schema = tenantSchemaName(tenant, this.#schemaPrefix);
+      const { rows } = (await this.#central.raw('select 1 from pg_namespace where nspname = ?', [
+        schema,
+      ])) as { rows: unknown[] };
+      if (rows.length > 0) return false;
+      await this.#central.raw('create schema if not exists ??', [schema]);
+      return true;
+    }
+    if (this.mode === 'database') {
+      const conn = await this.#connectionOf(tenant);
+      const admin = this.#knexFor({ ...conn, database: 'postgres' }, 1);
+      try {
+        const { rows } = (await admin.raw('select 1 from pg_database where datname = ?', [
+          conn.database,
+        ])) as { rows: unknown[] };
+        if (rows.length > 0) return false;
+        await admin.raw('create database ??', [conn.database]);
+        return true;
+      } catch (error) {
+        // 42P04: a concurrent provisioning created it first: not ours to roll back.
+        if ((error as { code?: string }).code === '42P04') return false;
+        throw error;
+      } finally {
+        await admin.destroy();
+      }
+    }
+    return false;
+  }
+
+  /** Drops the tenant's schema/database (rollback of a failed provisioning, or purge). */
+  async dropStorage(tenant: TenantRecord): Promise<void> {
+    if (this.mode === 'schema') {
+      await this.#central.raw('drop schema if exists ?? cascade', [
+        tenantSchemaName(tenant, this.#schemaPrefix),
+      ]);
+    } else if (this.mode === 'database') {
+      const conn = await this.#connectionOf(tenant);
+      const admin = this.#knexFor({ ...conn, database: 'postgres' }, 1);
+      try {
+        await admin.raw('drop database if exists ?? with (force)', [conn.database]);
+      } finally {
+        await admin.destroy();
+      }
+    }
+  }
+
+  /**
+   * Runs `work` with a Knex that reaches the tenant's storage, and the
+   * options Knex's migrator needs for its ledger there. `migrationKnex` is
+   * reused in schema mode (shared pool) and created per tenant otherwise.
+   */
+  async withTenantStorage<T>(
+    tenant: TenantRecord,
+    migrationKnex: Knex,
+    work: (
+      knex: Knex,
+      wrap: (source: Knex.MigrationSource<unknown>) => Knex.MigratorConfig,
+      scopeSql: { schema?: string },
+    ) => Promise<T>,
+  ): Promise<T> {
+    if (this.mode === 'schema') {
+      const schema = tenantSchemaName(tenant, this.#schemaPrefix);
+      return work(
+        migrationKnex,
+        (source) => ({
+          migrationSource: inSchema(source, schema),
+          schemaName: schema,
+          tableName: TENANT_MIGRATIONS_TABLE,
+        }),
+        { schema },
+      );
+    }
+    if (this.mode === 'database') {
+      const knex = this.#knexFor(await this.#connectionOf(tenant), 2);
+      try {
+        return await work(
+          knex,
+          (source) => ({ migrationSource: source, tableName: TENANT_MIGRATIONS_TABLE }),
+          {},
+        );
+      } finally {
+        await knex.destroy();
+      }
+    }
+    return work(
+      migrationKnex,
+      (source) => ({ migrationSource: source, tableName: TENANT_MIGRATIONS_TABLE }),
+      {},
+    );
+  }
+
+  async #connectionOf(tenant: TenantRecord): Promise<Conn> {
+    const base = baseConnection(this.#central);
+    const s = tenant.isolation.database;
+    const password =
+      s?.passwordRef !== undefined ? await this.#credentials(s.passwordRef, tenant) : base.password;
+    return {
+      host: s?.host ?? base.host,
+      port: s?.port ?? base.port,
+      user: s?.user ?? base.user,
+      ...(password !== undefined ? { password } : {}),
+      database: s?.database ?? tenantDatabaseName(tenant.id, this.#databasePrefix),
+    };
+  }
+
+  #knexFor(conn: Conn, max: number): Knex {
+    return knexFactory({ client: 'pg', connection: { ...conn }, pool: { min: 0, max } });
+  }
+}

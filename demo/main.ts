@@ -93,37 +93,40 @@ async function main(): Promise<void> {
     console.log(`  PostgreSQL on 127.0.0.1:${embedded.port}, data in ${embedded.dataDir}`);
   }
 
-  let demo: DemoApp | undefined;
-  let server: Server | undefined;
+  // Filled in as start-up proceeds; stop() closes whatever exists.
+  const running: { demo?: DemoApp; server?: Server } = {};
   let stopping = false;
   const stop = async (signal: string, exitCode = 0): Promise<void> => {
     if (stopping) return;
     stopping = true;
     console.log(`\n${signal}: stopping ...`);
     await new Promise<void>((resolve) => {
+      const { server } = running;
       if (!server) return resolve();
       server.close(() => resolve());
       server.closeAllConnections();
     });
-    await demo?.close().catch((error: unknown) => console.error(error));
+    await running.demo?.close().catch((error: unknown) => console.error(error));
     await embedded?.stop();
     process.exit(exitCode);
   };
   process.once('SIGINT', () => void stop('SIGINT'));
   process.once('SIGTERM', () => void stop('SIGTERM'));
 
+  let demo: DemoApp;
   try {
     demo = await createDemoApp({ databaseUrl, logger });
   } catch (error) {
     await embedded?.stop();
     throw error;
   }
+  running.demo = demo;
   const port = Number(process.env.PORT ?? 3000);
   const host = process.env.HOST ?? '127.0.0.1';
-  const started = demo;
-  server = started.app.listen(port, host, () => {
-    console.log(tour(`http://localhost:${port}`, started));
+  const server = demo.app.listen(port, host, () => {
+    console.log(tour(`http://localhost:${port}`, demo));
   });
+  running.server = server;
   server.on('error', (error) => {
     console.error(`Cannot listen on ${host}:${port}: ${error.message}. Set PORT to a free port.`);
     void stop('error', 1);

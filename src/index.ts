@@ -197,6 +197,8 @@ export type {
   TenantMigrationStatus,
 } from './lifecycle/fleet-migrator';
 export { toMigrationSource } from './lifecycle/migration-sources';
+export { migrationProgressReporter } from './lifecycle/migration-progress';
+export type { ProgressStream } from './lifecycle/migration-progress';
 export type { TenantMigration, TenantMigrationsOption } from './lifecycle/migration-sources';
 export { TENANT_MIGRATIONS_TABLE } from './lifecycle/tenant-placement';
 export type { TenantPlacementOptions, TenantSeed } from './lifecycle/tenant-placement';

@@ -349,14 +349,12 @@ export class TenantManager {
   async #changed(tenant: TenantRecord): Promise<void> {
     for (const cache of this.#options.caches ?? []) cache.invalidate(tenant.id);
     if (this.#options.notifier) {
-      await this.#options.notifier
-        .publish(tenant.id)
-        .catch((error: unknown) =>
-          this.#logger.error('cannot notify other processes of a tenant change', {
-            tenantId: tenant.id,
-            error,
-          }),
-        );
+      await this.#options.notifier.publish(tenant.id).catch((error: unknown) =>
+        this.#logger.error('cannot notify other processes of a tenant change', {
+          tenantId: tenant.id,
+          error,
+        }),
+      );
     }
   }
 }

@@ -211,6 +211,7 @@ export async function createDemoApp(options: DemoAppOptions = {}): Promise<DemoA
           if ((await service.count()) > 0) return;
           for (const doc of DEMO_DOCUMENTS[tenant.id] ?? []) await service.create(doc);
         },
+        logger,
       );
     }
   } catch (error) {

@@ -3,14 +3,14 @@
  * table, and the idempotent start-up seeding.
  */
 import type { Knex } from 'knex';
-import knexFactory from 'knex';
 import {
+  TenantManager,
   migrateCentral,
   runWithTenant,
-  tenantSchemaName,
   type IsolationMode,
   type NewTenant,
-  type TenantIsolationSettings,
+  type TenancyLogger,
+  type TenantMigrationsOption,
   type TenantRecord,
   type TenantStore,
 } from '../src/index';
@@ -70,123 +70,90 @@ export interface DemoPlacementOptions {
   readonly databasePrefix: string;
 }
 
-/** The isolation settings a tenant record carries in `mode`. */
-export function demoPlacement(id: string, options: DemoPlacementOptions): TenantIsolationSettings {
-  switch (options.mode) {
-    case 'schema':
-      return { schema: tenantSchemaName({ id }, options.schemaPrefix) };
-    case 'database':
-      return { database: { database: `${options.databasePrefix}${id.replace(/-/g, '_')}` } };
-    default:
-      return {};
-  }
-}
-
-/** Creates the `documents` table (with the tenant column in row mode). */
-function documentsTable(knex: Knex, withTenantColumn: boolean) {
-  return (t: Knex.CreateTableBuilder): void => {
-    t.uuid('id').primary().defaultTo(knex.raw('gen_random_uuid()'));
-    if (withTenantColumn) {
-      t.text('tenant_id').notNullable().references('id').inTable('tenants').onDelete('CASCADE');
-    }
-    t.text('title').notNullable();
-    t.text('body').notNullable().defaultTo('');
-    t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
-    t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
-    if (withTenantColumn) t.index(['tenant_id', 'created_at']);
-  };
-}
-
-function isDuplicate(error: unknown): boolean {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  // 42P04 duplicate_database, 42P06 duplicate_schema, 42P07 duplicate_table, 23505 unique (catalog race).
-  return code === '42P04' || code === '42P06' || code === '42P07' || code === '23505';
-}
-
-function connectionFor(central: Knex, database: string): Knex.StaticConnectionConfig | string {
-  const connection = (central.client as { config?: { connection?: unknown } }).config?.connection;
-  if (typeof connection === 'string') {
-    const url = new URL(connection);
-    url.pathname = `/${encodeURIComponent(database)}`;
-    return url.toString();
-  }
-  if (connection !== null && typeof connection === 'object') {
-    return { ...(connection as Knex.PgConnectionConfig), database };
-  }
-  throw new TypeError(
-    'Cannot create tenant databases because the central Knex has no static connection. Pass a URL or a connection object.',
-  );
-}
-
-/** Makes sure the storage of one tenant exists (schema or database + the documents table). */
-async function prepareTenantStorage(
-  central: Knex,
-  tenant: TenantRecord,
-  mode: IsolationMode,
-): Promise<void> {
-  if (mode === 'schema') {
-    const schema = tenant.isolation.schema as string;
-    await central.raw('create schema if not exists ??', [schema]).catch((error: unknown) => {
-      if (!isDuplicate(error)) throw error;
-    });
-    if (!(await central.schema.withSchema(schema).hasTable('documents'))) {
-      await central.schema
-        .withSchema(schema)
-        .createTable('documents', documentsTable(central, false))
-        .catch((error: unknown) => {
-          if (!isDuplicate(error)) throw error;
+/**
+ * The tenant migrations of the demo: the `documents` table, with the tenant
+ * column in row mode (where it runs once, in the shared schema) and without
+ * it in schema and database mode (where it runs in every tenant's schema or
+ * database). Ids are UUIDs, so an id never names a document in two tenants.
+ */
+export function demoTenantMigrations(mode: IsolationMode): TenantMigrationsOption {
+  const withTenantColumn = mode === 'row';
+  return [
+    {
+      name: '0001_documents',
+      async up(knex: Knex) {
+        await knex.schema.createTable('documents', (t) => {
+          t.uuid('id').primary().defaultTo(knex.raw('gen_random_uuid()'));
+          if (withTenantColumn) {
+            t.text('tenant_id')
+              .notNullable()
+              .references('id')
+              .inTable('tenants')
+              .onDelete('CASCADE');
+          }
+          t.text('title').notNullable();
+          t.text('body').notNullable().defaultTo('');
+          t.timestamp('created_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+          t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+          if (withTenantColumn) t.index(['tenant_id', 'created_at']);
         });
-    }
-  } else if (mode === 'database') {
-    const database = tenant.isolation.database?.database as string;
-    const found = await central.raw('select 1 from pg_database where datname = ?', [database]);
-    if ((found as { rows: unknown[] }).rows.length === 0) {
-      await central.raw('create database ??', [database]).catch((error: unknown) => {
-        if (!isDuplicate(error)) throw error;
-      });
-    }
-    const own = knexFactory({
-      client: 'pg',
-      connection: connectionFor(central, database),
-      pool: { min: 0, max: 1 },
-    });
-    try {
-      if (!(await own.schema.hasTable('documents'))) {
-        await own.schema.createTable('documents', documentsTable(own, false));
-      }
-    } finally {
-      await own.destroy();
-    }
-  }
+      },
+      async down(knex: Knex) {
+        await knex.schema.dropTable('documents');
+      },
+    },
+  ];
 }
 
 /**
- * Idempotent start-up set-up: the central tables, the demo tenants (created
- * when missing; their placement updated to the current mode), each tenant's
- * storage, and the seed documents of every tenant that has none.
- * `seedDocuments` runs inside each tenant's scope.
+ * Idempotent start-up set-up, all through tenantry's lifecycle API: the
+ * central tables, the demo tenants (created and provisioned by
+ * `TenantManager` when missing; re-provisioned otherwise, which only applies
+ * pending migrations), initech suspended once when created, and the seed
+ * documents of every tenant that has none. `seedDocuments` runs inside each
+ * tenant's scope.
  */
 export async function prepareDemoData(
   central: Knex,
   store: TenantStore,
   placement: DemoPlacementOptions,
   seedDocuments: (tenant: TenantRecord) => Promise<void>,
+  logger?: TenancyLogger,
 ): Promise<TenantRecord[]> {
   await migrateCentral(central);
-  if (placement.mode === 'row' && !(await central.schema.hasTable('documents'))) {
-    await central.schema.createTable('documents', documentsTable(central, true));
+  const manager = new TenantManager({
+    knex: central,
+    store,
+    mode: placement.mode,
+    schemaPrefix: placement.schemaPrefix,
+    databasePrefix: placement.databasePrefix,
+    migrations: demoTenantMigrations(placement.mode),
+    ...(logger ? { logger } : {}),
+  });
+  // Row mode: the shared documents table is migrated once, before any tenant uses it.
+  if (placement.mode === 'row') {
+    const result = await manager.migrateTenants();
+    if (result.failed.length > 0)
+      throw new Error(
+        `Cannot migrate the documents table: ${result.failed.map((f) => f.error).join('; ')}`,
+      );
   }
   const records: TenantRecord[] = [];
   for (const seed of DEMO_TENANTS) {
-    const isolation = demoPlacement(seed.id, placement);
-    let record = await store.findById(seed.id);
-    if (record === undefined) {
-      record = await store.create({ ...seed, isolation });
-    } else if (JSON.stringify(record.isolation) !== JSON.stringify(isolation)) {
-      // The same data folder may be reused with another mode: move the placement, keep status.
-      record = await store.update(seed.id, { isolation });
+    const existing = await store.findById(seed.id);
+    let record: TenantRecord;
+    if (existing === undefined) {
+      record = await manager.create({
+        id: seed.id,
+        name: seed.name ?? seed.id,
+        config: seed.config ?? {},
+      });
+      if (seed.status === 'suspended')
+        record = await manager.suspend(seed.id, 'demo: a suspended tenant');
+    } else {
+      // Creates missing storage (e.g. the same data folder, another mode) and applies pending migrations.
+      record = await manager.provision(seed.id);
     }
-    await prepareTenantStorage(central, record, placement.mode);
     const current = record;
     await runWithTenant(current, () => seedDocuments(current));
     records.push(record);

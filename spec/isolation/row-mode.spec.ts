@@ -1,0 +1,583 @@
+import { expect } from 'chai';
+import type { Knex } from 'knex';
+import { Readable } from 'node:stream';
+import { container, inject, injectable } from 'tsyringe';
+import {
+  TENANT_KNEX,
+  onTenancyAudit,
+  registerTenantKnex,
+  runAsSystem,
+  runWithTenant,
+  withTenancy,
+  type TenancyAuditEvent,
+  type TenantKnex,
+} from '../../src/index';
+import { createRowFixture, seedRows, snapshot } from './support/row-fixture';
+
+async function expectCode(promise: unknown, code: string): Promise<void> {
+  try {
+    await (promise as Promise<unknown>);
+  } catch (error) {
+    expect((error as { code?: string }).code, String(error)).to.equal(code);
+    return;
+  }
+  expect.fail(`expected ${code}`);
+}
+
+describe('withTenancy() row mode', () => {
+  let knex: Knex;
+  let db: TenantKnex;
+  const sent: string[] = [];
+
+  before(async () => {
+    ({ knex } = await createRowFixture());
+    db = withTenancy(knex, {
+      tenantTables: ['documents', 'comments', 'documents_global_slug'],
+      sharedTables: ['countries'],
+    });
+    knex.on('query', (q: { sql: string }) => sent.push(q.sql));
+  });
+  beforeEach(async () => {
+    await seedRows(knex);
+    sent.length = 0;
+  });
+
+  // Awaiting inside the scope matters: a builder awaited outside the scope that built it is refused.
+  const acme = <T>(fn: () => T | PromiseLike<T>): Promise<T> =>
+    runWithTenant('acme', async () => await fn());
+  const inAcme = <T>(fn: () => T): T => runWithTenant('acme', fn);
+
+  describe('reads', () => {
+    it('returns only the current tenant rows for select, first, count and pluck', async () => {
+      await acme(async () => {
+        const rows = await db('documents').select('*').orderBy('id');
+        expect(rows.map((r: { tenant_id: string }) => r.tenant_id)).to.deep.equal([
+          'acme',
+          'acme',
+          'acme',
+        ]);
+        const first = await db('documents').where({ id: 2 }).first();
+        expect(first).to.include({ tenant_id: 'acme', id: 2 });
+        const [{ n }] = (await db('documents').count({ n: '*' })) as [{ n: string }];
+        expect(Number(n)).to.equal(3);
+        expect(await db('documents').orderBy('id').pluck('tenant_id')).to.deep.equal([
+          'acme',
+          'acme',
+          'acme',
+        ]);
+      });
+      const globex = await runWithTenant(
+        'globex',
+        async () => await db('comments').select('tenant_id'),
+      );
+      expect(globex.every((r: { tenant_id: string }) => r.tenant_id === 'globex')).to.equal(true);
+    });
+
+    it('keeps where(a).orWhere(b) inside the tenant filter', async () => {
+      const sql = inAcme(() => db('documents').where('id', 1).orWhere('id', 2).toSQL().sql);
+      expect(sql).to.equal(
+        'select * from "documents" where ("id" = ? or "id" = ?) and "documents"."tenant_id" = ?',
+      );
+      const rows = await acme(() => db('documents').where('id', 1).orWhere('title', 'beta'));
+      expect(rows).to.have.length(2);
+      expect(rows.every((r: { tenant_id: string }) => r.tenant_id === 'acme')).to.equal(true);
+    });
+
+    it('scopes every tenant table of an inner join and leaves shared tables alone', async () => {
+      const rows = await acme(() =>
+        db('documents as d')
+          .join('comments as c', 'c.document_id', 'd.id')
+          .join('countries', 'countries.code', 'd.country')
+          .select('d.tenant_id as dt', 'c.tenant_id as ct', 'countries.name'),
+      );
+      expect(rows).to.have.length(3);
+      for (const r of rows) expect([r.dt, r.ct]).to.deep.equal(['acme', 'acme']);
+    });
+
+    it('puts the predicate in ON for a left join, keeping unmatched rows', async () => {
+      const q = () =>
+        db('documents')
+          .leftJoin('comments', 'comments.document_id', 'documents.id')
+          .select('documents.id', 'comments.tenant_id as ct');
+      expect(inAcme(() => q().toSQL().sql)).to.match(
+        /left join "comments" on "comments"."document_id" = "documents"."id" and "comments"."tenant_id" = \?/,
+      );
+      const rows = await acme(q);
+      // doc 1 has two comments, doc 2 one, doc 3 none: 4 rows, none of globex.
+      expect(rows).to.have.length(4);
+      expect(
+        rows.filter((r: { ct: string | null }) => r.ct !== null && r.ct !== 'acme'),
+      ).to.have.length(0);
+    });
+
+    it('wraps an OR inside a left join ON clause', async () => {
+      const sql = inAcme(
+        () =>
+          db('documents')
+            .leftJoin('comments', function () {
+              this.on('comments.document_id', 'documents.id').orOn('comments.id', 'documents.id');
+            })
+            .toSQL().sql,
+      );
+      expect(sql).to.contain(
+        'left join "comments" on ("comments"."document_id" = "documents"."id" or "comments"."id" = "documents"."id") and "comments"."tenant_id" = ?',
+      );
+    });
+
+    it('refuses right and full outer joins on tenant tables (UNSAFE_QUERY)', async () => {
+      await acme(() =>
+        expectCode(
+          db('documents').rightJoin('comments', 'comments.id', 'documents.id'),
+          'UNSAFE_QUERY',
+        ),
+      );
+      await acme(() =>
+        expectCode(
+          db('documents').fullOuterJoin('comments', 'comments.id', 'documents.id'),
+          'UNSAFE_QUERY',
+        ),
+      );
+    });
+  });
+
+  describe('fail closed', () => {
+    it('throws TENANT_SCOPE_REQUIRED with no tenant, before any SQL is sent', async () => {
+      await expectCode(db('documents').select('*'), 'TENANT_SCOPE_REQUIRED');
+      await expectCode(
+        db('countries').whereIn('code', db('documents').select('country')),
+        'TENANT_SCOPE_REQUIRED',
+      );
+      expect(sent).to.deep.equal([]);
+      // Shared tables need no tenant.
+      expect(await db('countries').count({ n: '*' })).to.deep.equal([{ n: '2' }]);
+    });
+
+    it('refuses a table that is neither tenant nor shared (UNSAFE_QUERY)', async () => {
+      await acme(() => expectCode(db('pg_class').select('*'), 'UNSAFE_QUERY'));
+      await acme(() => expectCode(db.withSchema('other').from('documents'), 'UNSAFE_QUERY'));
+      expect(sent).to.deep.equal([]);
+    });
+
+    it('refuses a builder created in one tenant and awaited in another', async () => {
+      const built = inAcme(() => db('documents').select('*'));
+      await runWithTenant('globex', async () => expectCode(built, 'TENANT_SCOPE_REQUIRED'));
+      await expectCode(built, 'TENANT_SCOPE_REQUIRED');
+      const subquery = inAcme(() => db('comments').select('document_id'));
+      await runWithTenant('globex', async () =>
+        expectCode(db('documents').whereIn('id', subquery), 'TENANT_SCOPE_REQUIRED'),
+      );
+      expect(sent).to.deep.equal([]);
+      // Built and awaited in the same tenant: fine.
+      expect(await acme(() => inAcme(() => db('documents')))).to.have.length(3);
+      // The same builder awaited back inside its own tenant still runs.
+      expect(await runWithTenant('acme', async () => await built)).to.have.length(3);
+    });
+
+    it('lets runAsSystem() and unscoped() through, with an audit event', async () => {
+      const events: TenancyAuditEvent[] = [];
+      const stop = onTenancyAudit((e) => events.push(e));
+      try {
+        const all = await runAsSystem('report', async () => await db('documents').select('*'));
+        expect(all).to.have.length(6);
+        const raw = await acme(() =>
+          db.unscoped({ reason: 'export' })('documents').count({ n: '*' }),
+        );
+        expect(raw).to.deep.equal([{ n: '6' }]);
+      } finally {
+        stop();
+      }
+      expect(events.map((e) => [e.type, e.reason, e.tenantId])).to.deep.equal([
+        ['system_scope', 'report', undefined],
+        ['unscoped_query', 'export', 'acme'],
+      ]);
+      expect(() => db.unscoped({ reason: ' ' })).to.throw(TypeError);
+    });
+
+    it('leaves the base Knex unscoped', async () => {
+      expect(await knex('documents').count({ n: '*' })).to.deep.equal([{ n: '6' }]);
+    });
+  });
+
+  describe('writes', () => {
+    it('stamps tenant_id on single and multi-row inserts, with returning', async () => {
+      const before = await snapshot(knex, 'globex');
+      const one = await acme(() =>
+        db('documents').insert({ id: 10, title: 't', slug: 's10' }).returning(['tenant_id', 'id']),
+      );
+      expect(one).to.deep.equal([{ tenant_id: 'acme', id: 10 }]);
+      const many = await acme(() =>
+        db('documents')
+          .insert([
+            { id: 11, title: 't', slug: 's11' },
+            { id: 12, title: 't', slug: 's12', tenant_id: 'acme' },
+          ])
+          .returning('tenant_id'),
+      );
+      expect(many).to.deep.equal([{ tenant_id: 'acme' }, { tenant_id: 'acme' }]);
+      expect(await snapshot(knex, 'globex')).to.equal(before);
+    });
+
+    it("refuses an insert carrying another tenant's id (UNSAFE_QUERY), sending nothing", async () => {
+      await acme(() =>
+        expectCode(
+          db('documents').insert({ id: 20, title: 't', slug: 'x', tenant_id: 'globex' }),
+          'UNSAFE_QUERY',
+        ),
+      );
+      await acme(() =>
+        expectCode(
+          db('documents').insert([
+            { id: 21, title: 't', slug: 'y' },
+            { id: 22, title: 't', slug: 'z', tenant_id: 'globex' },
+          ]),
+          'UNSAFE_QUERY',
+        ),
+      );
+      expect(sent).to.deep.equal([]);
+    });
+
+    it('scopes insert ... select to the current tenant', async () => {
+      await acme(() =>
+        db('comments')
+          .insert(db('comments').select(db.ref('id').as('x')).where('id', 0))
+          .catch(() => undefined),
+      );
+      sent.length = 0;
+      const before = await snapshot(knex, 'globex');
+      await acme(() =>
+        db('comments').insert(
+          db('comments').select('tenant_id', knex.ref('id'), 'document_id', 'body').where('id', 1),
+        ),
+      ).catch(async (e: unknown) => {
+        // Primary key collision: the row was copied from the same tenant, never from globex.
+        expect(String(e)).to.match(/duplicate key/);
+      });
+      const sql = sent.find((s) => s.startsWith('insert')) ?? '';
+      expect(sql).to.contain('"comments"."tenant_id" = $');
+      expect(sql).to.contain('"__tenantry_src"."tenant_id" = $');
+      expect(await snapshot(knex, 'globex')).to.equal(before);
+    });
+
+    it("never lets an upsert overwrite or reveal another tenant's row", async () => {
+      const before = await snapshot(knex, 'globex');
+      const rows = await acme(() =>
+        db('documents')
+          .insert({ id: 1, title: 'merged', slug: 'a' })
+          .onConflict(['tenant_id', 'id'])
+          .merge(['title'])
+          .returning(['tenant_id', 'title']),
+      );
+      expect(rows).to.deep.equal([{ tenant_id: 'acme', title: 'merged' }]);
+      const ignored = await acme(() =>
+        db('documents')
+          .insert({ id: 2, title: 'x', slug: 'b' })
+          .onConflict(['tenant_id', 'id'])
+          .ignore()
+          .returning('id'),
+      );
+      expect(ignored).to.deep.equal([]);
+      expect(await snapshot(knex, 'globex')).to.equal(before);
+      const sql = inAcme(
+        () =>
+          db('documents')
+            .insert({ id: 1, title: 'm', slug: 'a' })
+            .onConflict(['tenant_id', 'id'])
+            .merge()
+            .toSQL().sql,
+      );
+      expect(sql).to.match(/do update set .* where "documents"."tenant_id" = \?$/);
+    });
+
+    it('refuses an upsert whose conflict target leaves out tenant_id (UNSAFE_QUERY)', async () => {
+      await knex('documents_global_slug').insert({ tenant_id: 'globex', id: 1, slug: 'taken' });
+      await acme(() =>
+        expectCode(
+          db('documents_global_slug').insert({ id: 1, slug: 'taken' }).onConflict('slug').merge(),
+          'UNSAFE_QUERY',
+        ),
+      );
+      await acme(() =>
+        expectCode(
+          db('documents_global_slug').insert({ id: 1, slug: 'taken' }).onConflict().ignore(),
+          'UNSAFE_QUERY',
+        ),
+      );
+      await acme(() =>
+        expectCode(
+          db('documents')
+            .insert({ id: 1, title: 'x', slug: 'a' })
+            .onConflict(['tenant_id', 'id'])
+            .merge({ tenant_id: 'globex' }),
+          'UNSAFE_QUERY',
+        ),
+      );
+      expect(await knex('documents_global_slug').select('tenant_id', 'slug')).to.deep.equal([
+        { tenant_id: 'globex', slug: 'taken' },
+      ]);
+    });
+
+    it('scopes update, increment, decrement and delete', async () => {
+      const before = await snapshot(knex, 'globex');
+      await acme(async () => {
+        expect(await db('documents').update({ title: 'u' })).to.equal(3);
+        expect(
+          await db('documents').where('id', 1).orWhere('id', 2).increment('views', 10),
+        ).to.equal(2);
+        expect(await db('documents').where({ id: 3 }).decrement({ views: 1 })).to.equal(1);
+        expect(await db('comments').where('id', 1).orWhere('id', 2).del()).to.equal(2);
+        expect(
+          await db('comments')
+            .whereIn('document_id', db('documents').select('id').where('id', 2))
+            .del(),
+        ).to.equal(1);
+      });
+      expect(await snapshot(knex, 'globex')).to.equal(before);
+      expect(
+        await knex('documents').where({ tenant_id: 'acme' }).sum({ v: 'views' }),
+      ).to.deep.equal([{ v: '25' }]);
+    });
+
+    it('refuses an update or increment of the tenant column (UNSAFE_QUERY)', async () => {
+      await acme(() => expectCode(db('documents').update({ tenant_id: 'globex' }), 'UNSAFE_QUERY'));
+      await acme(() =>
+        expectCode(db('documents').update({ 'documents.tenant_id': 'acme' }), 'UNSAFE_QUERY'),
+      );
+      expect(sent).to.deep.equal([]);
+    });
+
+    it('refuses truncate on tenant tables (UNSAFE_QUERY)', async () => {
+      await acme(() => expectCode(db('documents').truncate(), 'UNSAFE_QUERY'));
+      expect(await knex('documents').count({ n: '*' })).to.deep.equal([{ n: '6' }]);
+    });
+  });
+
+  describe('raw SQL', () => {
+    it('refuses raw fragments in statements on tenant tables (UNSAFE_QUERY)', async () => {
+      await acme(async () => {
+        await expectCode(db('documents').whereRaw('1 = 1'), 'UNSAFE_QUERY');
+        await expectCode(db('documents').orderByRaw('id desc'), 'UNSAFE_QUERY');
+        await expectCode(db('documents').select(db.raw('count(*)')), 'UNSAFE_QUERY');
+        await expectCode(db('countries').joinRaw('join documents on true'), 'UNSAFE_QUERY');
+        await expectCode(
+          db('countries').whereRaw('exists (select 1 from documents)'),
+          'UNSAFE_QUERY',
+        );
+        await expectCode(db('documents').update({ views: knex.raw('views + 1') }), 'UNSAFE_QUERY');
+      });
+      expect(sent).to.deep.equal([]);
+    });
+
+    it('refuses a top-level raw statement naming a tenant table, allows others', async () => {
+      await acme(() => expectCode(db.raw('select * from documents'), 'UNSAFE_QUERY'));
+      await acme(() => expectCode(db.raw('select * from "Documents"'), 'UNSAFE_QUERY'));
+      const ok = (await acme(() => db.raw('select name from countries order by code'))) as {
+        rows: unknown[];
+      };
+      expect(ok.rows).to.have.length(2);
+      expect(sent).to.have.length(1);
+      await acme(() => expectCode(db.raw('select 1 from comments').then(), 'UNSAFE_QUERY'));
+    });
+
+    it('allows raw fragments with allowRaw, still adding the tenant predicate, audited', async () => {
+      const permissive = withTenancy(knex, { tenantTables: ['documents'], allowRaw: true });
+      const events: TenancyAuditEvent[] = [];
+      const stop = onTenancyAudit((e) => events.push(e));
+      try {
+        const rows = await acme(() =>
+          permissive('documents').whereRaw('views > ?', [1]).orderByRaw('id desc'),
+        );
+        expect(
+          rows.map((r: { tenant_id: string; id: number }) => [r.tenant_id, r.id]),
+        ).to.deep.equal([
+          ['acme', 3],
+          ['acme', 2],
+        ]);
+      } finally {
+        stop();
+      }
+      expect(events.map((e) => e.type)).to.deep.equal(['raw_query_allowed']);
+    });
+  });
+
+  describe('nested statements', () => {
+    it('scopes whereIn(subquery), whereExists, from(subquery), column and join subqueries', async () => {
+      await acme(async () => {
+        const inSub = await db('documents').whereIn('id', db('comments').select('document_id'));
+        expect(inSub.map((r: { tenant_id: string }) => r.tenant_id)).to.deep.equal([
+          'acme',
+          'acme',
+        ]);
+        const exists = await db('documents')
+          .whereExists(function () {
+            this.select('*').from('comments').whereRaw('false').orWhere('comments.id', '>', 0);
+          })
+          .catch((e: { code?: string }) => e.code);
+        expect(exists).to.equal('UNSAFE_QUERY');
+        const exists2 = await db('documents').whereExists(
+          db('comments').where('comments.document_id', db.ref('documents.id')),
+        );
+        expect(exists2).to.have.length(2);
+        const fromSub = await db
+          .from(db('documents').select('tenant_id', 'id').as('s'))
+          .select('*');
+        expect(fromSub.map((r: { tenant_id: string }) => r.tenant_id)).to.deep.equal([
+          'acme',
+          'acme',
+          'acme',
+        ]);
+        const columnSub = await db('documents')
+          .select(
+            'id',
+            db('comments').count('*').where('comments.document_id', db.ref('documents.id')).as('n'),
+          )
+          .orderBy('id');
+        expect(columnSub.map((r: { n: string }) => Number(r.n))).to.deep.equal([2, 1, 0]);
+        const joinSub = await db('documents').join(
+          db('comments').select('document_id', 'tenant_id as ct').as('c'),
+          'c.document_id',
+          'documents.id',
+        );
+        expect(joinSub).to.have.length(3);
+        expect(joinSub.every((r: { ct: string }) => r.ct === 'acme')).to.equal(true);
+      });
+      const sql = inAcme(
+        () => db('documents').whereIn('id', db('comments').select('document_id')).toSQL().sql,
+      );
+      expect(sql).to.equal(
+        'select * from "documents" where "id" in (select "document_id" from "comments" where "comments"."tenant_id" = ?) and "documents"."tenant_id" = ?',
+      );
+    });
+
+    it('scopes CTEs and unions', async () => {
+      await acme(async () => {
+        const cte = await db
+          .with('d', db('documents').select('id', 'tenant_id'))
+          .select('*')
+          .from('d');
+        expect(cte.map((r: { tenant_id: string }) => r.tenant_id)).to.deep.equal([
+          'acme',
+          'acme',
+          'acme',
+        ]);
+        const union = await db('documents')
+          .select('tenant_id')
+          .union(db('comments').select('tenant_id'))
+          .unionAll(function () {
+            this.select('tenant_id').from('comments');
+          });
+        expect(new Set(union.map((r: { tenant_id: string }) => r.tenant_id))).to.deep.equal(
+          new Set(['acme']),
+        );
+        await expectCode(
+          db.with('documents', db('comments').select('*')).select('*').from('documents'),
+          'UNSAFE_QUERY',
+        );
+      });
+    });
+
+    it('compiles .stream() through the scoping hook', async () => {
+      // pg-query-stream is not installed here, so knex fails *after* compiling: a scoped
+      // statement reaches that error, an unscoped one is refused first by the hook.
+      const streamError = (run: () => Readable) =>
+        new Promise<{ code?: string; message: string }>((resolve) => {
+          const stream = run();
+          stream.on('error', resolve);
+          stream.resume();
+        });
+      const inScope = await acme(() =>
+        streamError(() => db('documents').select('*').stream() as unknown as Readable),
+      );
+      expect(inScope.message).to.match(/pg-query-stream/);
+      const noScope = await streamError(
+        () => db('documents').select('*').stream() as unknown as Readable,
+      );
+      expect(noScope.code).to.equal('TENANT_SCOPE_REQUIRED');
+      const crossed = inAcme(() => db('documents').select('*'));
+      const lazy = await runWithTenant('globex', () =>
+        streamError(() => crossed.stream() as unknown as Readable),
+      );
+      expect(lazy.code).to.equal('TENANT_SCOPE_REQUIRED');
+    });
+
+    it('scopes transactions and rolls them back on error', async () => {
+      const before = await snapshot(knex, 'globex');
+      await acme(() =>
+        db.transaction(async (trx) => {
+          expect(await trx('documents').select('*')).to.have.length(3);
+          await trx('documents').update({ title: 'in trx' });
+          await trx('comments').insert({ id: 50, document_id: 1, body: 'x' });
+        }),
+      );
+      const failed = await acme(() =>
+        db
+          .transaction(async (trx) => {
+            await trx('documents').update({ title: 'rolled back' });
+            await trx('documents').update({ tenant_id: 'globex' });
+          })
+          .catch((e: { code?: string }) => e.code),
+      );
+      expect(failed).to.equal('UNSAFE_QUERY');
+      expect(
+        await knex('documents').where({ tenant_id: 'acme', title: 'in trx' }).count({ n: '*' }),
+      ).to.deep.equal([{ n: '3' }]);
+      expect(await snapshot(knex, 'globex')).to.equal(before);
+      await acme(async () => {
+        const trx = await db.transaction();
+        expect(await trx('documents').where('id', 1).del()).to.equal(1);
+        await trx.rollback();
+      });
+      expect(await knex('documents').count({ n: '*' })).to.deep.equal([{ n: '6' }]);
+      await expectCode(
+        db.transaction(async (t) => t('documents').select('*')),
+        'TENANT_SCOPE_REQUIRED',
+      );
+    });
+  });
+
+  describe('dependency injection', () => {
+    it('injects the scoped instance into a service resolved from the container', async () => {
+      @injectable()
+      class DocumentService {
+        constructor(@inject(TENANT_KNEX) readonly db: TenantKnex) {}
+        list(): Promise<Array<{ tenant_id: string }>> {
+          return this.db('documents').select('tenant_id');
+        }
+      }
+      const child = container.createChildContainer();
+      registerTenantKnex(db, child);
+      const rows = await runWithTenant(
+        'globex',
+        async () => await child.resolve(DocumentService).list(),
+      );
+      expect(rows.map((r) => r.tenant_id)).to.deep.equal(['globex', 'globex', 'globex']);
+      expect(db.tenancy.mode).to.equal('row');
+      expect(db.tenancy.tenantTables).to.include('documents');
+    });
+  });
+
+  describe('options', () => {
+    it('discovers tenant tables from the catalog', async () => {
+      const discovered = withTenancy(knex, {
+        tenantTables: { discover: true },
+        sharedTables: ['countries'],
+      });
+      await discovered.tenancy.ready();
+      expect([...discovered.tenancy.tenantTables].sort()).to.deep.equal([
+        'comments',
+        'documents',
+        'documents_global_slug',
+      ]);
+      const rows = await acme(() => discovered('comments').select('tenant_id'));
+      expect(rows.every((r: { tenant_id: string }) => r.tenant_id === 'acme')).to.equal(true);
+    });
+
+    it('rejects bad options at start-up', () => {
+      expect(() => withTenancy(knex, { tenantColumn: 'x;drop' })).to.throw(TypeError);
+      expect(() => withTenancy(knex, { tenantTables: ['a b'] })).to.throw(TypeError);
+      expect(() => withTenancy(knex, { tenantTables: ['a'], sharedTables: ['a'] }))
+        .to.throw()
+        .with.property('code', 'TENANCY_CONFIG_INVALID');
+      expect(() => withTenancy(knex, { mode: 'nope' as 'row' })).to.throw(TypeError);
+    });
+  });
+});

@@ -1,0 +1,263 @@
+import type { KnexBuilder, KnexCompiler, KnexJoin, KnexStatement } from '../statement-scoper';
+import { isBuilder, isPlainObject, unsafe } from '../statement-scoper';
+import type { TableKind, TableRef } from '../table-catalog';
+
+/** A table reference of one builder level, with where it sits. */
+export interface ScopedRef {
+  readonly ref: TableRef;
+  readonly kind: TableKind;
+  /** `main` (from/into/update/delete target), a join index, or `extra` (updateFrom / using). */
+  readonly place: 'main' | 'extra' | number;
+}
+
+const SOURCE_ALIAS = '__tenantry_src';
+
+function qualifier(ref: TableRef): string {
+  return ref.alias ?? (ref.schema ? `${ref.schema}.${ref.name}` : ref.name);
+}
+
+function predicate(column: string, tenantId: string): KnexStatement {
+  return {
+    grouping: 'where',
+    type: 'whereBasic',
+    column,
+    operator: '=',
+    value: tenantId,
+    not: false,
+    bool: 'and',
+    asColumn: false,
+  };
+}
+
+function baseColumn(key: string): string {
+  const dot = key.lastIndexOf('.');
+  return dot === -1 ? key : key.slice(dot + 1);
+}
+
+/**
+ * Adds the tenant predicates: `where (<user conditions>) and t.tenant_id = ?`
+ * for the main table and inner/cross joins, in `ON` for left joins. The
+ * user's conditions are wrapped in parentheses whenever they contain an OR,
+ * so `where(a).orWhere(b)` can never widen the tenant filter.
+ */
+function applyWhere(compiler: KnexCompiler, predicates: KnexStatement[]): void {
+  if (predicates.length === 0) return;
+  const existing = compiler.grouped.where ?? [];
+  let next: KnexStatement[];
+  if (existing.some((s) => s.bool === 'or')) {
+    next = [
+      {
+        grouping: 'where',
+        type: 'whereWrapped',
+        value: function wrapUserConditions(this: KnexBuilder) {
+          this._statements.push(...existing);
+        },
+        not: false,
+        bool: 'and',
+      },
+    ];
+  } else {
+    next = existing.slice();
+  }
+  next.push(...predicates);
+  compiler.grouped.where = next;
+}
+
+function withOnPredicate(join: KnexJoin, column: string, tenantId: string): KnexJoin {
+  const copy = Object.assign(
+    Object.create(Object.getPrototypeOf(join) as object) as KnexJoin,
+    join,
+  );
+  const original = join.clauses ?? [];
+  if (original.some((c) => c.type === 'onUsing')) {
+    throw unsafe(
+      'Cannot scope a LEFT JOIN ... USING on a tenant table because the tenant condition must go in ON. Use on().',
+    );
+  }
+  const clauses: KnexStatement[] = original.some((c) => c.bool === 'or')
+    ? [
+        {
+          type: 'onWrapped',
+          value: function wrapJoinConditions(this: KnexJoin) {
+            this.clauses.push(...original);
+          },
+          bool: 'and',
+        },
+      ]
+    : original.slice();
+  clauses.push({ type: 'onVal', column, operator: '=', value: tenantId, bool: 'and' });
+  copy.clauses = clauses;
+  return copy;
+}
+
+function stampRow(row: unknown, column: string, tenantId: string): Record<string, unknown> {
+  if (!isPlainObject(row)) {
+    throw unsafe('Cannot insert a row that is not a plain object into a tenant table.');
+  }
+  for (const key of Object.keys(row)) {
+    if (key !== column && baseColumn(key) === column) {
+      throw unsafe(
+        `Cannot insert with a qualified tenant column "${key}". Leave it out; it is stamped.`,
+      );
+    }
+  }
+  const own = row[column];
+  if (own !== undefined && own !== tenantId) {
+    throw unsafe(
+      `Cannot insert a row whose "${column}" is not the current tenant because writes may never create ` +
+        `another tenant's rows. Leave "${column}" out; it is stamped.`,
+    );
+  }
+  return { ...row, [column]: tenantId };
+}
+
+function refuseTenantColumnWrite(values: unknown, column: string, what: string): void {
+  if (!isPlainObject(values)) return;
+  for (const key of Object.keys(values)) {
+    if (baseColumn(key) === column) {
+      throw unsafe(
+        `Cannot ${what} the tenant column "${column}" because rows may never move between tenants.`,
+      );
+    }
+  }
+}
+
+/**
+ * Row-mode rewrite of one builder level that references tenant tables.
+ * Everything it does not recognise is refused (fail closed).
+ */
+export function applyRowScope(
+  compiler: KnexCompiler,
+  _builder: KnexBuilder,
+  refs: readonly ScopedRef[],
+  method: string,
+  tenantId: string,
+  column: string,
+): void {
+  const joins = compiler.grouped.join as unknown as KnexJoin[] | undefined;
+  const wherePredicates: KnexStatement[] = [];
+  let patchedJoins: KnexJoin[] | undefined;
+
+  if (joins?.some((j) => /^(right|right outer|outer|full outer|full)$/i.test(j.joinType))) {
+    throw unsafe(
+      'Cannot scope a RIGHT or FULL OUTER JOIN in a statement on a tenant table because unmatched rows of ' +
+        'other tenants would survive. Rewrite it as a LEFT JOIN.',
+    );
+  }
+  for (const r of refs) {
+    if (r.kind !== 'tenant') continue;
+    const col = `${qualifier(r.ref)}.${column}`;
+    if (typeof r.place === 'number') {
+      const join = joins?.[r.place] as KnexJoin;
+      const type = join.joinType.toLowerCase();
+      if (type === 'inner' || type === 'cross') {
+        wherePredicates.push(predicate(col, tenantId));
+      } else if (type === 'left' || type === 'left outer') {
+        if (method !== 'select' && method !== 'first' && method !== 'pluck') {
+          throw unsafe(
+            'Cannot scope a LEFT JOIN in a write statement. Use an inner join or a subquery.',
+          );
+        }
+        patchedJoins ??= joins?.slice();
+        (patchedJoins as KnexJoin[])[r.place] = withOnPredicate(join, col, tenantId);
+      } else {
+        throw unsafe(`Cannot scope a "${join.joinType}" join on a tenant table.`);
+      }
+    } else {
+      wherePredicates.push(predicate(col, tenantId));
+    }
+  }
+  if (patchedJoins) compiler.grouped.join = patchedJoins as unknown as KnexStatement[];
+
+  const single = compiler.single;
+  switch (method) {
+    case 'select':
+    case 'first':
+    case 'pluck':
+    case 'del':
+      applyWhere(compiler, wherePredicates);
+      return;
+    case 'columnInfo':
+      return;
+    case 'update':
+      refuseTenantColumnWrite(single.update, column, 'update');
+      refuseTenantColumnWrite(single.counter, column, 'increment or decrement');
+      applyWhere(compiler, wherePredicates);
+      return;
+    case 'insert':
+      applyInsert(compiler, refs, tenantId, column, wherePredicates);
+      return;
+    case 'truncate':
+      throw unsafe(
+        "Cannot truncate a tenant table because it would delete every tenant's rows. Use delete(), or the base " +
+          'Knex inside runAsSystem().',
+      );
+    default:
+      throw unsafe(
+        `Cannot scope a "${method}" statement on a tenant table. Use select/insert/update/delete.`,
+      );
+  }
+}
+
+function applyInsert(
+  compiler: KnexCompiler,
+  refs: readonly ScopedRef[],
+  tenantId: string,
+  column: string,
+  wherePredicates: KnexStatement[],
+): void {
+  const main = refs.find((r) => r.place === 'main');
+  if (main?.kind !== 'tenant') return;
+  const single = { ...compiler.single };
+  const values = single.insert;
+  if (Array.isArray(values)) {
+    single.insert = values.map((row) => stampRow(row, column, tenantId));
+  } else if (values === undefined || isPlainObject(values)) {
+    single.insert = stampRow(values ?? {}, column, tenantId);
+  } else if (isBuilder(values) || typeof values === 'function') {
+    // INSERT ... SELECT: the SELECT is scoped on its own; its rows are also
+    // filtered on their tenant column so no other tenant's id can be copied in.
+    const source = isBuilder(values)
+      ? values.clone()
+      : (() => {
+          const b = compiler.client.queryBuilder();
+          (values as (this: KnexBuilder, b: KnexBuilder) => void).call(b, b);
+          return b;
+        })();
+    source.as(SOURCE_ALIAS);
+    single.insert = compiler.client
+      .queryBuilder()
+      .select('*')
+      .from(source)
+      .where(`${SOURCE_ALIAS}.${column}`, tenantId);
+  }
+  // Raw insert values were recorded as raw fragments and are refused by the raw rule.
+
+  if (single.onConflict !== undefined) {
+    const target = single.onConflict;
+    if (
+      !Array.isArray(target) ||
+      !target.some((c) => typeof c === 'string' && baseColumn(c) === column)
+    ) {
+      throw unsafe(
+        `Cannot upsert into a tenant table unless the conflict target includes "${column}" because a unique key ` +
+          `shared across tenants would let one tenant overwrite or detect another's row. Use ` +
+          `onConflict(['${column}', ...]) and unique keys that include "${column}".`,
+      );
+    }
+    const merge = single.merge as { updates?: unknown } | undefined;
+    if (merge !== undefined) {
+      if (isPlainObject(merge.updates)) {
+        const own = merge.updates[column];
+        if (own !== undefined && own !== tenantId) {
+          throw unsafe(
+            `Cannot merge "${column}" to another tenant because rows may never move between tenants.`,
+          );
+        }
+      }
+      // The DO UPDATE gets its own WHERE: a row of another tenant is never updated nor returned.
+      applyWhere(compiler, wherePredicates);
+    }
+  }
+  compiler.single = single;
+}

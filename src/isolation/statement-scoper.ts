@@ -1,0 +1,355 @@
+import { emitTenancyAudit } from '../context/audit';
+import { TenancyConfigError, TenantScopeError, UnsafeQueryError } from '../errors';
+import type { TenancyLogger } from '../logger';
+import { applyRowScope, type ScopedRef } from './row/row-scope';
+import { applySchemaScope } from './schema/schema-scope';
+import { captureScope, describeScope, sameScope, type CapturedScope } from './scope-capture';
+import { parseTableString, type TableCatalog, type TableRef } from './table-catalog';
+
+/** A Knex statement record (`builder._statements[i]`): loosely typed on purpose, Knex has no types for it. */
+export interface KnexStatement {
+  grouping?: string;
+  type?: string;
+  value?: unknown;
+  bool?: string;
+  [key: string]: unknown;
+}
+
+/** The parts of a Knex JoinClause the engine reads. */
+export interface KnexJoin {
+  table: unknown;
+  joinType: string;
+  schema?: string;
+  clauses: KnexStatement[];
+}
+
+/** The parts of a Knex QueryBuilder the engine reads. */
+export interface KnexBuilder {
+  _single: Record<string, unknown>;
+  _statements: KnexStatement[];
+  _method?: string;
+  clone(): KnexBuilder;
+  as(alias: string): KnexBuilder;
+  select(...columns: unknown[]): KnexBuilder;
+  from(table: unknown): KnexBuilder;
+  where(column: string, value: unknown): KnexBuilder;
+}
+
+/** The parts of a Knex QueryCompiler the engine reads and patches. */
+export interface KnexCompiler {
+  method: string;
+  single: Record<string, unknown>;
+  grouped: Record<string, KnexStatement[] | undefined>;
+  toSQL(method?: string, tz?: unknown): unknown;
+  client: { queryBuilder(): KnexBuilder };
+}
+
+/** Symbol under which a builder keeps the scope it was created in. */
+export const BUILT_SCOPE: unique symbol = Symbol('tenantry.builtScope');
+/** Symbol under which a builder keeps the scope it was last executed in. */
+export const EXECUTED_SCOPE: unique symbol = Symbol('tenantry.executedScope');
+
+interface ScopedBuilder {
+  [BUILT_SCOPE]?: CapturedScope;
+  [EXECUTED_SCOPE]?: CapturedScope | undefined;
+}
+
+interface CompileRun {
+  readonly engine: ScopeEngine;
+  readonly scope: CapturedScope;
+  mismatch: CapturedScope | undefined;
+  sawTenant: boolean;
+  readonly raws: string[];
+  readonly ctes: Set<string>;
+}
+
+// Compilation is synchronous, so one module-level slot is enough to tie every
+// nested compile (subqueries, callbacks, unions, CTEs) to its root statement.
+let activeRun: CompileRun | undefined;
+
+// Test-only switch for the mutation check: it proves the suite fails when scoping is off.
+let scopingDisabled = false;
+
+/**
+ * Turns the scoping off (or back on) process-wide. Internal: only the mutation
+ * test uses it, to prove the property test fails without scoping. Not exported
+ * from the package.
+ */
+export function setScopingDisabledForMutationTest(disabled: boolean): void {
+  scopingDisabled = disabled;
+}
+
+/** The scope of the statement being compiled, if a compile is in progress. */
+export function compileScope(): CapturedScope | undefined {
+  return activeRun?.scope;
+}
+
+/** Settings of one {@link ScopeEngine}. */
+export interface ScopeEngineSettings {
+  readonly mode: 'row' | 'schema';
+  readonly catalog: TableCatalog;
+  readonly tenantColumn: string;
+  readonly allowRaw: boolean;
+  readonly schemaFor: (scope: CapturedScope & { kind: 'tenant' }) => string;
+  readonly logger: TenancyLogger;
+  readonly isReady: () => boolean;
+}
+
+function isObjectLike(value: unknown): value is Record<string | symbol, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+function isRawFragment(value: unknown): value is { sql?: unknown } {
+  if (!isObjectLike(value) || value.isRawInstance !== true) return false;
+  // knex.ref() is a Raw subclass that only ever renders an identifier.
+  return !(typeof value.ref === 'string' && typeof value.withSchema === 'function');
+}
+
+function isBuilder(value: unknown): value is KnexBuilder {
+  return isObjectLike(value) && Array.isArray(value._statements) && isObjectLike(value._single);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (!isObjectLike(value)) return false;
+  const proto = Object.getPrototypeOf(value) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
+function unsafe(message: string): UnsafeQueryError {
+  return new UnsafeQueryError(message);
+}
+
+/**
+ * The compile-time engine shared by row and schema mode: for every builder
+ * the dialect compiles (outer statements and every nested one) it finds the
+ * table references, classifies them, refuses what it cannot prove safe, and
+ * hands tenant references to the mode's rewrite. It patches the compiler's
+ * own copies (`single`, `grouped`), never the user's builder.
+ */
+export class ScopeEngine {
+  readonly settings: ScopeEngineSettings;
+
+  constructor(settings: ScopeEngineSettings) {
+    this.settings = settings;
+  }
+
+  /** Wraps `compiler.toSQL` so the statement is scoped when it is compiled. */
+  instrument(compiler: KnexCompiler, builder: KnexBuilder & ScopedBuilder): void {
+    const original = compiler.toSQL;
+    compiler.toSQL = (method?: string, tz?: unknown): unknown => {
+      if (scopingDisabled) return original.call(compiler, method, tz);
+      const outer = activeRun;
+      if (outer !== undefined) {
+        const built = builder[BUILT_SCOPE];
+        if (built !== undefined && !sameScope(built, outer.scope)) outer.mismatch = built;
+        this.#rewrite(compiler, builder, outer, method ?? compiler.method);
+        return original.call(compiler, method, tz);
+      }
+      const run = this.#startRun(builder);
+      activeRun = run;
+      try {
+        this.#rewrite(compiler, builder, run, method ?? compiler.method);
+        const out = original.call(compiler, method, tz);
+        this.#finishRun(run);
+        return out;
+      } finally {
+        activeRun = undefined;
+      }
+    };
+  }
+
+  /**
+   * Checks a top-level `db.raw()` statement: refused (UNSAFE_QUERY) when its
+   * text names a tenant table, unless `allowRaw` or a system scope.
+   */
+  checkTopLevelRaw(sql: string, scope: CapturedScope): void {
+    if (scopingDisabled || scope.kind === 'system') return;
+    if (!this.settings.catalog.mentionsTenantTable(sql)) return;
+    if (!this.settings.allowRaw) {
+      throw unsafe(
+        'Cannot run raw SQL that names a tenant table because the isolation engine cannot scope it. ' +
+          'Use the query builder, db.unscoped({ reason }) or runAsSystem(), or set allowRaw.',
+      );
+    }
+    emitTenancyAudit({
+      type: 'raw_query_allowed',
+      reason: 'allowRaw',
+      ...(scope.kind === 'tenant' ? { tenantId: scope.id } : {}),
+      detail: { sql },
+    });
+  }
+
+  #startRun(builder: ScopedBuilder): CompileRun {
+    if (!this.settings.isReady()) {
+      throw new TenancyConfigError(
+        'Cannot compile a statement because tenant-table discovery or the RLS safety check has not finished. ' +
+          'Await db.tenancy.ready() at start-up.',
+      );
+    }
+    const built = builder[BUILT_SCOPE];
+    // The runner records the scope of the code that awaited the builder; a
+    // direct toSQL() reads it now. AsyncLocalStorage may be gone in pool
+    // callbacks, which is why the runner captures it up front.
+    const executed = builder[EXECUTED_SCOPE] ?? captureScope();
+    builder[EXECUTED_SCOPE] = undefined;
+    const scope = built ?? executed;
+    return {
+      engine: this,
+      scope,
+      mismatch: built !== undefined && !sameScope(built, executed) ? executed : undefined,
+      sawTenant: false,
+      raws: [],
+      ctes: new Set(),
+    };
+  }
+
+  #finishRun(run: CompileRun): void {
+    if (run.mismatch !== undefined && run.sawTenant) {
+      throw new TenantScopeError(
+        `Cannot run a statement on a tenant table built under ${describeScope(run.scope)} in ` +
+          `${describeScope(run.mismatch)} because builders are lazy and would cross tenants. ` +
+          'Build the query inside the scope that runs it.',
+      );
+    }
+    if (run.raws.length === 0 || run.scope.kind === 'system') return;
+    const catalog = this.settings.catalog;
+    const touches = run.sawTenant || run.raws.some((sql) => catalog.mentionsTenantTable(sql));
+    if (!touches) return;
+    if (!this.settings.allowRaw) {
+      throw unsafe(
+        'Cannot run a statement with raw SQL (raw, whereRaw, joinRaw, orderByRaw, ...) that involves a tenant ' +
+          'table because the isolation engine cannot prove the raw text tenant-safe. Use query-builder methods, ' +
+          'db.unscoped({ reason }) or runAsSystem(), or set allowRaw.',
+      );
+    }
+    emitTenancyAudit({
+      type: 'raw_query_allowed',
+      reason: 'allowRaw',
+      ...(run.scope.kind === 'tenant' ? { tenantId: run.scope.id } : {}),
+      detail: { raw: [...run.raws] },
+    });
+  }
+
+  #collectRaw(value: unknown, run: CompileRun, depth = 0): void {
+    if (!isObjectLike(value) || depth > 6) return;
+    if (isRawFragment(value)) {
+      run.raws.push(typeof value.sql === 'string' ? value.sql : String(value.sql));
+      return;
+    }
+    if (isBuilder(value)) return; // compiled on its own, through this engine
+    if (Array.isArray(value)) {
+      for (const item of value) this.#collectRaw(item, run, depth + 1);
+      return;
+    }
+    if (isPlainObject(value) || (depth === 0 && isObjectLike(value))) {
+      for (const key of Object.keys(value)) this.#collectRaw(value[key], run, depth + 1);
+    }
+  }
+
+  #rewrite(compiler: KnexCompiler, builder: KnexBuilder, run: CompileRun, method: string): void {
+    const single = compiler.single;
+    const grouped = compiler.grouped;
+    const catalog = this.settings.catalog;
+    const system = run.scope.kind === 'system';
+
+    for (const w of grouped.with ?? []) {
+      if (typeof w.alias === 'string') {
+        if (catalog.isTenantName(w.alias) && !system) {
+          throw unsafe(
+            `Cannot use CTE name "${w.alias}" because it shadows a tenant table. Rename the CTE.`,
+          );
+        }
+        run.ctes.add(w.alias);
+      }
+    }
+    for (const key of Object.keys(grouped)) {
+      if (key === 'join') continue;
+      for (const statement of grouped[key] ?? []) this.#collectRaw(statement, run);
+    }
+    for (const key of ['insert', 'update', 'counter', 'onConflict', 'merge', 'returning']) {
+      if (single[key] !== undefined) this.#collectRaw(single[key], run, 1);
+    }
+
+    const refs: ScopedRef[] = [];
+    const add = (value: unknown, place: ScopedRef['place'], schema: unknown): void => {
+      if (typeof value === 'string') {
+        const ref = parseTableString(value, typeof schema === 'string' ? schema : undefined);
+        if (ref === null) {
+          if (system) return;
+          throw unsafe(
+            `Cannot scope table reference "${value}" because it is not a plain table name. Use "table" or "table as alias".`,
+          );
+        }
+        refs.push({ ref, kind: catalog.classify(ref, run.ctes), place });
+      } else if (isRawFragment(value)) {
+        run.raws.push(typeof value.sql === 'string' ? value.sql : String(value.sql));
+      } else if (isPlainObject(value)) {
+        const keys = Object.keys(value);
+        if (keys.length !== 1 || typeof value[keys[0] as string] !== 'string') {
+          if (isBuilder(value[keys[0] as string])) return;
+          if (system) return;
+          throw unsafe('Cannot scope an aliased table object with other than one string entry.');
+        }
+        const alias = keys[0] as string;
+        const ref = parseTableString(
+          value[alias] as string,
+          typeof schema === 'string' ? schema : undefined,
+        );
+        if (ref === null || ref.alias !== undefined) {
+          if (system) return;
+          throw unsafe(`Cannot scope aliased table reference "${alias}".`);
+        }
+        const aliased: TableRef = { ...ref, alias };
+        refs.push({ ref: aliased, kind: catalog.classify(aliased, run.ctes), place });
+      }
+      // Builders and callbacks are subqueries: compiled (and scoped) on their own.
+    };
+
+    add(single.table, 'main', single.schema);
+    const joins = grouped.join as unknown as KnexJoin[] | undefined;
+    if (joins) {
+      joins.forEach((join, index) => {
+        if (join.joinType === 'raw') {
+          this.#collectRaw(join.table, run, 1);
+        } else {
+          add(join.table, index, join.schema);
+        }
+        for (const clause of join.clauses ?? []) this.#collectRaw(clause, run);
+      });
+    }
+    const extras = [single.updateFrom, single.using].flatMap((v) =>
+      v === undefined ? [] : Array.isArray(v) ? (v as unknown[]) : [v],
+    );
+    for (const extra of extras) add(extra, 'extra', undefined);
+
+    if (system) return;
+    for (const r of refs) {
+      if (r.kind === 'unknown') {
+        throw unsafe(
+          `Cannot query table "${r.ref.schema ? `${r.ref.schema}.` : ''}${r.ref.name}" because it is neither a ` +
+            'tenant table nor a shared table. Declare it in tenantTables or sharedTables.',
+        );
+      }
+    }
+    const hasTenant = refs.some((r) => r.kind === 'tenant');
+    if (hasTenant) run.sawTenant = true;
+    if (this.settings.mode === 'schema') {
+      if (hasTenant && run.scope.kind !== 'tenant') throw noTenant(refs);
+      applySchemaScope(compiler, refs, run.scope, this.settings);
+      return;
+    }
+    if (!hasTenant) return;
+    if (run.scope.kind !== 'tenant') throw noTenant(refs);
+    applyRowScope(compiler, builder, refs, method, run.scope.id, this.settings.tenantColumn);
+  }
+}
+
+function noTenant(refs: readonly ScopedRef[]): TenantScopeError {
+  const table = refs.find((r) => r.kind === 'tenant')?.ref.name ?? 'a tenant table';
+  return new TenantScopeError(
+    `Cannot query "${table}" because no tenant is active. Run it inside runWithTenant() or a resolved ` +
+      'request, or use runAsSystem(reason, fn) for cross-tenant work.',
+  );
+}
+
+export { isBuilder, isPlainObject, isRawFragment, unsafe };

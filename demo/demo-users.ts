@@ -35,7 +35,7 @@ export const DEMO_USERS: Readonly<Record<string, DemoUser>> = Object.freeze({
 
 /** Options of {@link mintDemoToken}. */
 export interface MintDemoTokenOptions {
-  /** The token's `tid` (the tenant it acts for). Default: the user's first tenant. */
+  /** The token's `tid` (the tenant it acts for; must be one of the user's). Default: the user's first tenant. */
   readonly tenant?: string;
   /** Lifetime in seconds. Default: `3600` (one hour). */
   readonly ttlSeconds?: number;
@@ -59,14 +59,19 @@ export function mintDemoToken(userName: string, options: MintDemoTokenOptions = 
       `Cannot mint a token for "${userName}" because it is not a demo user. Use ${Object.keys(DEMO_USERS).join(', ')}.`,
     );
   }
-  const tenant = options.tenant ?? user.tenants[0];
+  const tenant = options.tenant ?? (user.tenants[0] as string);
+  // The demo plays a well-behaved identity provider: it only vouches for real memberships.
+  if (!user.tenants.includes(tenant)) {
+    throw new TypeError(
+      `Cannot mint a token for ${user.id} acting for "${tenant}" because ${user.id} is not a member. Use ${user.tenants.join(' or ')}.`,
+    );
+  }
   const ttlSeconds = options.ttlSeconds ?? 3600;
   if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
     throw new TypeError(
       `Cannot mint a token living ${String(ttlSeconds)} s. Use a positive integer.`,
     );
   }
-  // A token for a tenant the user is not in is allowed on purpose: the tour shows it refused.
   return jwt.sign({ tid: tenant, tenants: [...user.tenants] }, options.secret ?? demoJwtSecret(), {
     algorithm: 'HS256',
     subject: user.id,

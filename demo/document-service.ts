@@ -94,7 +94,8 @@ export class DocumentService {
     if (!UUID.test(id)) return undefined;
     const rows = (await this.db('documents')
       .where({ id })
-      .update({ ...changes, updated_at: this.db.fn.now() })
+      // Not db.fn.now(): it is a raw fragment, which the scoped Knex refuses on tenant tables.
+      .update({ ...changes, updated_at: new Date() })
       .returning([...COLUMNS])) as DocumentRow[];
     const row = rows[0];
     return row ? toView(row) : undefined;

@@ -73,12 +73,10 @@ function tour(base: string, demo: DemoApp): string {
       `  curl -s ${base}/documents -H 'Host: acme.${domain}' -H "Authorization: Bearer $ALICE"`,
     );
   }
-  lines.push(
-    `  curl -s ${base}/documents -H "Authorization: Bearer $(npm run --silent demo:token -- alice --tenant initech)"   # 403 TENANT_SUSPENDED`,
-    '',
-    'Ctrl-C stops the API and the embedded database.',
-    '',
-  );
+  if (strategy.includes('header')) {
+    lines.push(`  curl -s ${base}/documents -H '${header}: initech'   # 403 TENANT_SUSPENDED`);
+  }
+  lines.push('', 'Ctrl-C stops the API and the embedded database.', '');
   return lines.join('\n');
 }
 

@@ -122,7 +122,10 @@ async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 3000);
   const host = process.env.HOST ?? '127.0.0.1';
   const server = demo.app.listen(port, host, () => {
-    console.log(tour(`http://localhost:${port}`, demo));
+    // PORT=0 picks a free port: print the one actually bound.
+    const address = server.address();
+    const bound = address !== null && typeof address === 'object' ? address.port : port;
+    console.log(tour(`http://localhost:${bound}`, demo));
   });
   running.server = server;
   server.on('error', (error) => {

@@ -180,6 +180,12 @@ export function applyRowScope(
     case 'columnInfo':
       return;
     case 'update':
+      if (joins?.length) {
+        // knex's PostgreSQL UPDATE drops joins silently; predicates on joined tables would dangle.
+        throw unsafe(
+          'Cannot scope an update with joins because knex ignores them in PostgreSQL. Use whereIn(subquery).',
+        );
+      }
       refuseTenantColumnWrite(single.update, column, 'update');
       refuseTenantColumnWrite(single.counter, column, 'increment or decrement');
       applyWhere(compiler, wherePredicates);

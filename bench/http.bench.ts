@@ -1,0 +1,220 @@
+/**
+ * HTTP overhead of tenantry: the same handler behind
+ *   A) bare Express, and
+ *   B) Express + resolveTenant() (header strategy, warm CachedTenantStore)
+ *      + requireTenant() + a service resolved from the per-request container,
+ * driven by autocannon on 127.0.0.1 in interleaved rounds A/B/A/B so machine
+ * noise hits both sides alike. Prints B/A throughput (goal >= 0.95) and latency.
+ *
+ *   node build/bench/http.bench.js
+ *   BENCH_ROUNDS=4 BENCH_SECONDS=5 BENCH_CONNECTIONS=32 node build/bench/http.bench.js
+ *
+ * The servers run in a child process so the load generator does not share
+ * their event loop. No database: the store is in memory, behind the cache, as
+ * on a warm production path.
+ */
+import 'reflect-metadata';
+import { fork, type ChildProcess } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import autocannon from 'autocannon';
+import express, { type Request, type Response } from 'express';
+import { injectable } from 'tsyringe';
+import {
+  CachedTenantStore,
+  InMemoryTenantStore,
+  TenantContext,
+  requireTenant,
+  resolveTenant,
+  tenancyErrorHandler,
+} from '../src/index';
+
+const ROUNDS = positive('BENCH_ROUNDS', 5);
+const SECONDS = positive('BENCH_SECONDS', 5);
+const CONNECTIONS = positive('BENCH_CONNECTIONS', 32);
+const TENANTS = 100;
+
+function positive(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const value = raw === undefined ? fallback : Number(raw);
+  if (!Number.isSafeInteger(value) || value <= 0) {
+    throw new TypeError(
+      `Cannot run the bench because ${name}=${String(raw)} is not a positive integer.`,
+    );
+  }
+  return value;
+}
+
+/** What the handler builds: the same object on both sides. */
+@injectable()
+class Greeting {
+  constructor(private readonly tenant?: TenantContext) {}
+  body(): { tenant: string; items: number[] } {
+    return { tenant: this.tenant?.id ?? 'none', items: [1, 2, 3] };
+  }
+}
+
+function handler(req: Request, res: Response): void {
+  // B resolves through the request's child container; A builds the service itself.
+  const greeting = req.container ? req.container.resolve(Greeting) : new Greeting();
+  res.json(greeting.body());
+}
+
+async function listen(app: express.Express): Promise<{ server: Server; port: number }> {
+  return new Promise((resolve) => {
+    const server = app.listen(0, '127.0.0.1', () => {
+      resolve({ server, port: (server.address() as AddressInfo).port });
+    });
+  });
+}
+
+/** Child process: both servers, ports reported over IPC. */
+async function serve(): Promise<void> {
+  const bare = express();
+  bare.disable('x-powered-by');
+  bare.get('/documents', handler);
+
+  const ids = Array.from({ length: TENANTS }, (_, i) => `tenant-${i}`);
+  const store = new CachedTenantStore(
+    new InMemoryTenantStore(ids.map((id) => ({ id, name: id }))),
+    {
+      ttlMs: 600_000,
+    },
+  );
+  const tenanted = express();
+  tenanted.disable('x-powered-by');
+  tenanted.use(resolveTenant({ store, strategies: ['header'] }));
+  tenanted.get('/documents', requireTenant(), handler);
+  tenanted.use(tenancyErrorHandler());
+
+  const a = await listen(bare);
+  const b = await listen(tenanted);
+  process.send?.({ bare: a.port, tenanted: b.port });
+  process.on('disconnect', () => {
+    a.server.close();
+    b.server.close();
+    process.exit(0);
+  });
+}
+
+interface Round {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly mean: number;
+  readonly non2xx: number;
+  readonly errors: number;
+}
+
+async function drive(port: number, withTenant: boolean): Promise<Round> {
+  let n = 0;
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}/documents`,
+    connections: CONNECTIONS,
+    duration: SECONDS,
+    // Tenants rotate per request, so the chain and the cache really work per tenant.
+    requests: [
+      {
+        setupRequest: (request) => {
+          n += 1;
+          return withTenant
+            ? {
+                ...request,
+                headers: { ...request.headers, 'x-tenant-id': `tenant-${n % TENANTS}` },
+              }
+            : request;
+        },
+      },
+    ],
+  });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    mean: result.latency.average,
+    non2xx: result.non2xx,
+    errors: result.errors,
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+async function main(): Promise<void> {
+  const child: ChildProcess = fork(__filename, ['--serve'], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const ports = await new Promise<{ bare: number; tenanted: number }>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as { bare: number; tenanted: number }));
+    child.once('exit', (code) => reject(new Error(`Bench server exited early (${code})`)));
+  });
+  try {
+    // Warm-up: JIT and the tenant cache, not measured.
+    await Promise.all([
+      autocannon({ url: `http://127.0.0.1:${ports.bare}/documents`, connections: 8, amount: 2000 }),
+      autocannon({
+        url: `http://127.0.0.1:${ports.tenanted}/documents`,
+        connections: 8,
+        amount: 2000,
+        requests: [
+          {
+            setupRequest: (r) => ({
+              ...r,
+              headers: { 'x-tenant-id': `tenant-${Math.floor(Math.random() * TENANTS)}` },
+            }),
+          },
+        ],
+      }),
+    ]);
+    const bare: Round[] = [];
+    const tenanted: Round[] = [];
+    for (let round = 1; round <= ROUNDS; round += 1) {
+      // Alternate which side goes first, so drift does not favour one.
+      const order = round % 2 === 1 ? (['A', 'B'] as const) : (['B', 'A'] as const);
+      for (const side of order) {
+        const r = side === 'A' ? await drive(ports.bare, false) : await drive(ports.tenanted, true);
+        (side === 'A' ? bare : tenanted).push(r);
+        console.log(
+          `round ${round} ${side === 'A' ? 'bare     ' : 'tenantry '} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  non2xx ${r.non2xx}  errors ${r.errors}`,
+        );
+      }
+    }
+    const bad = [...bare, ...tenanted].reduce((s, r) => s + r.non2xx + r.errors, 0);
+    const a = median(bare.map((r) => r.rps));
+    const b = median(tenanted.map((r) => r.rps));
+    // Paired per-round ratios: a noisy neighbour slowing one round hurts both sides of that pair.
+    const perRound = bare.map((r, i) => (tenanted[i] as Round).rps / r.rps);
+    const ratio = median(perRound);
+    console.log('');
+    console.log(
+      `HTTP bench: ${ROUNDS} rounds x ${SECONDS} s x ${CONNECTIONS} connections, ${TENANTS} tenants`,
+    );
+    console.log(
+      `  bare Express         median ${a.toFixed(0)} req/s, p50 ${median(bare.map((r) => r.p50))} ms, p99 ${median(bare.map((r) => r.p99))} ms`,
+    );
+    console.log(
+      `  tenantry chain       median ${b.toFixed(0)} req/s, p50 ${median(tenanted.map((r) => r.p50))} ms, p99 ${median(tenanted.map((r) => r.p99))} ms`,
+    );
+    console.log(
+      `  throughput ratio     ${ratio.toFixed(3)} median of paired rounds (ratio of medians ${(b / a).toFixed(3)}; per round: ${perRound.map((x) => x.toFixed(3)).join(', ')}; goal >= 0.95) ${ratio >= 0.95 ? 'MET' : 'NOT MET'}`,
+    );
+    console.log(`  non-2xx + errors     ${bad}`);
+    if (bad > 0) process.exitCode = 1;
+  } finally {
+    child.disconnect();
+  }
+}
+
+if (process.argv.includes('--serve')) {
+  void serve();
+} else {
+  main().catch((error: unknown) => {
+    console.error(error);
+    process.exit(1);
+  });
+}

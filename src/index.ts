@@ -82,6 +82,14 @@ export type {
   RlsOptions,
 } from './isolation/with-tenancy-options';
 export { tenantSchemaName, DEFAULT_SCHEMA_PREFIX } from './isolation/schema/tenant-schema-name';
+export {
+  applyRowLevelSecurity,
+  rowLevelSecurityStatements,
+  assertRlsSetting,
+  DEFAULT_RLS_SETTING,
+  RLS_POLICY_NAME,
+} from './isolation/rls/row-level-security';
+export type { RowLevelSecurityOptions } from './isolation/rls/row-level-security';
 
 // Database isolation
 export { createDatabaseTenantKnex } from './isolation/database/database-tenant-knex';

@@ -1,0 +1,166 @@
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import type { Knex } from 'knex';
+import { runWithTenant, withTenancy, type TenancyLogger } from '../../../src/index';
+import {
+  applyRowLevelSecurity,
+  rowLevelSecurityStatements,
+} from '../../../src/isolation/rls/row-level-security';
+import { adminQuery, createTestKnex, testServer } from '../../support/test-database';
+import { createRowFixture, seedRows } from '../support/row-fixture';
+
+async function code(promise: PromiseLike<unknown>): Promise<string | undefined> {
+  try {
+    await promise;
+    return undefined;
+  } catch (error) {
+    return (error as { code?: string }).code ?? String(error);
+  }
+}
+
+describe('RLS backstop', () => {
+  const role = `tenantry_app_${randomBytes(4).toString('hex')}`;
+  let owner: Knex;
+  let database: string;
+  let app: (pool?: number) => Knex;
+
+  before(async () => {
+    ({ knex: owner, database } = await createRowFixture());
+    await applyRowLevelSecurity(owner, { tables: ['documents', 'comments'] });
+    await adminQuery(`create role ${role} login password 'app'`).catch((e: { code?: string }) => {
+      if (e.code !== '42710') throw e;
+    });
+    await owner.raw(
+      `grant select, insert, update, delete on documents, comments, countries to ${role}`,
+    );
+    const url = new URL(testServer().urlFor(database));
+    url.username = role;
+    url.password = 'app';
+    app = (pool = 1) =>
+      createTestKnex({ connection: url.toString(), pool: { min: 0, max: pool } }, database);
+  });
+  after(async () => {
+    await owner.raw(`drop owned by ${role} cascade`).catch(() => undefined);
+    await adminQuery(`drop role if exists ${role}`).catch(() => undefined);
+  });
+  beforeEach(async () => {
+    await seedRows(owner);
+  });
+
+  it('generates ENABLE, FORCE and a USING/WITH CHECK policy on the setting', () => {
+    const sql = rowLevelSecurityStatements({ tables: ['documents'] }).join(';\n');
+    expect(sql).to.contain('enable row level security');
+    expect(sql).to.contain('force row level security');
+    expect(sql).to.match(
+      /using \("tenant_id" = nullif\(current_setting\('app\.tenant_id', true\), ''\)\) with check/,
+    );
+    expect(() => rowLevelSecurityStatements({ tables: ['x'], setting: "a.b'; drop" })).to.throw(
+      TypeError,
+    );
+  });
+
+  it('refuses to start as a superuser or table owner, or only warns when configured to', async () => {
+    const db = withTenancy(owner, { tenantTables: ['documents'], rls: true });
+    expect(await code(db.tenancy.ready())).to.equal('TENANCY_CONFIG_INVALID');
+    expect(await code(runWithTenant('acme', async () => await db('documents')))).to.equal(
+      'TENANCY_CONFIG_INVALID',
+    );
+    const errors: string[] = [];
+    const logger: TenancyLogger = {
+      debug() {},
+      info() {},
+      warn() {},
+      error: (m) => errors.push(m),
+    };
+    const warned = withTenancy(owner, {
+      tenantTables: ['documents'],
+      rls: { onUnsafeRole: 'warn' },
+      logger,
+    });
+    await warned.tenancy.ready();
+    expect(errors.join())
+      .to.match(/superuser/)
+      .and.match(/owns tenant table "documents"/);
+  });
+
+  it('stops raw SQL the Knex layer would not scope from reading or writing another tenant', async () => {
+    const db = withTenancy(app(2), {
+      tenantTables: ['documents', 'comments'],
+      sharedTables: ['countries'],
+      rls: true,
+      allowRaw: true,
+    });
+    await db.tenancy.ready();
+    await runWithTenant('acme', async () => {
+      const read = (await db.raw('select tenant_id from documents')) as {
+        rows: Array<{ tenant_id: string }>;
+      };
+      expect(read.rows.map((r) => r.tenant_id)).to.deep.equal(['acme', 'acme', 'acme']);
+      const upd = (await db.raw(
+        `update documents set title = 'pwned' where tenant_id = 'globex'`,
+      )) as { rowCount: number };
+      expect(upd.rowCount).to.equal(0);
+      const del = (await db.raw(`delete from comments`)) as { rowCount: number };
+      expect(del.rowCount).to.equal(3);
+      expect(
+        await code(
+          db.raw(
+            `insert into documents (tenant_id, id, title, slug) values ('globex', 9, 'x', 'x')`,
+          ),
+        ),
+      ).to.equal('42501');
+      expect(await code(db.raw(`update documents set tenant_id = 'globex'`))).to.equal('42501');
+    });
+    expect(
+      await owner('documents').where({ tenant_id: 'globex', title: 'pwned' }).count({ n: '*' }),
+    ).to.deep.equal([{ n: '0' }]);
+    expect(await owner('comments').where({ tenant_id: 'globex' }).count({ n: '*' })).to.deep.equal([
+      { n: '3' },
+    ]);
+    // No tenant: shared tables answer, the policies match no tenant row.
+    const none = (await db.raw('select count(*)::int as n from countries')) as {
+      rows: Array<{ n: number }>;
+    };
+    expect(none.rows[0]?.n).to.equal(2);
+    const plain = app(1);
+    const unscoped = (await plain.raw('select count(*)::int as n from documents')) as {
+      rows: Array<{ n: number }>;
+    };
+    expect(unscoped.rows[0]?.n).to.equal(0);
+  });
+
+  it('leaves no tenant on a pooled connection (pool size 1), even after an error mid-transaction', async () => {
+    const base = app(1);
+    const db = withTenancy(base, { tenantTables: ['documents', 'comments'], rls: true });
+    const setting = async () =>
+      (
+        (await base.raw(
+          `select coalesce(current_setting('app.tenant_id', true), '') as v, pg_backend_pid() as pid`,
+        )) as { rows: Array<{ v: string; pid: number }> }
+      ).rows[0];
+    const first = await setting();
+    expect(await runWithTenant('acme', async () => (await db('documents')).length)).to.equal(3);
+    expect(await setting()).to.deep.equal({ v: '', pid: first?.pid });
+    const failed = await runWithTenant('globex', () =>
+      db.transaction(async (trx) => {
+        await trx('documents').update({ title: 'x' });
+        await trx.raw('select 1/0');
+      }),
+    ).catch((e: { code?: string }) => e.code);
+    expect(failed).to.equal('22012');
+    expect(await setting()).to.deep.equal({ v: '', pid: first?.pid });
+    expect(
+      await owner('documents').where({ tenant_id: 'globex', title: 'x' }).count({ n: '*' }),
+    ).to.deep.equal([{ n: '0' }]);
+    // The same single connection then serves the other tenant with only its rows.
+    const rows = await runWithTenant(
+      'globex',
+      async () => await db('documents').select('tenant_id'),
+    );
+    expect(rows.map((r: { tenant_id: string }) => r.tenant_id)).to.deep.equal([
+      'globex',
+      'globex',
+      'globex',
+    ]);
+  });
+});

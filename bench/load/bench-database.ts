@@ -21,6 +21,8 @@ export interface BenchDatabase {
   urlFor(database: string): string;
   /** Runs one statement on the maintenance database. */
   admin(sql: string): Promise<void>;
+  /** Drops every database whose name starts with `prefix`. */
+  dropLike(prefix: string): Promise<void>;
   /** Drops the run's database (and every database whose name starts with its name), stops an embedded server. */
   close(): Promise<void>;
 }
@@ -71,23 +73,26 @@ export async function openBenchDatabase(label: string): Promise<BenchDatabase> {
     await run(urlFor('postgres'), sql);
   };
   await admin(`CREATE DATABASE "${name}"`);
+  const dropLike = async (prefix: string): Promise<void> => {
+    const found = await run(
+      urlFor('postgres'),
+      `SELECT datname FROM pg_database WHERE starts_with(datname, ${pg.escapeLiteral(prefix)})`,
+    );
+    for (const row of found.rows as { datname: string }[]) {
+      await admin(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(row.datname)} WITH (FORCE)`).catch(
+        () => undefined,
+      );
+    }
+  };
   return {
+    dropLike,
     kind,
     url: urlFor(name),
     urlFor,
     admin,
     async close() {
       try {
-        // Tenant databases created by database mode start with the run's name.
-        const found = await run(
-          urlFor('postgres'),
-          `SELECT datname FROM pg_database WHERE datname LIKE '${name}%'`,
-        );
-        for (const row of found.rows as { datname: string }[]) {
-          await admin(`DROP DATABASE IF EXISTS "${row.datname}" WITH (FORCE)`).catch(
-            () => undefined,
-          );
-        }
+        await dropLike(name);
       } finally {
         await stop();
       }

@@ -1,0 +1,67 @@
+/**
+ * Timing helpers for the isolation benches: variants run in interleaved
+ * rounds (A, B, A, B, ...) in one process against one server, so drift in the
+ * machine's load hits both alike. Not library code.
+ */
+import { performance } from 'node:perf_hooks';
+
+/** A named operation to time. */
+export interface Variant {
+  readonly name: string;
+  run(i: number): Promise<unknown>;
+}
+
+/** Per-variant median and p95 latency in microseconds. */
+export interface Timing {
+  readonly name: string;
+  readonly medianUs: number;
+  readonly p95Us: number;
+  readonly meanUs: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
+}
+
+/** Runs `rounds` interleaved rounds of `perRound` sequential calls of each variant. */
+export async function interleave(
+  variants: readonly Variant[],
+  rounds: number,
+  perRound: number,
+): Promise<Timing[]> {
+  const samples = variants.map(() => [] as number[]);
+  for (const v of variants) for (let i = 0; i < 200; i += 1) await v.run(i); // warm-up
+  for (let r = 0; r < rounds; r += 1) {
+    for (const [index, v] of variants.entries()) {
+      const bucket = samples[index] as number[];
+      for (let i = 0; i < perRound; i += 1) {
+        const t0 = performance.now();
+        await v.run(i);
+        bucket.push((performance.now() - t0) * 1000);
+      }
+    }
+  }
+  return variants.map((v, index) => {
+    const sorted = (samples[index] as number[]).slice().sort((a, b) => a - b);
+    const mean = sorted.reduce((a, b) => a + b, 0) / sorted.length;
+    return {
+      name: v.name,
+      medianUs: percentile(sorted, 0.5),
+      p95Us: percentile(sorted, 0.95),
+      meanUs: mean,
+    };
+  });
+}
+
+/** Microseconds per call of a synchronous function. */
+export function microsPerCall(fn: (i: number) => unknown, calls: number): number {
+  for (let i = 0; i < 1000; i += 1) fn(i);
+  const t0 = performance.now();
+  for (let i = 0; i < calls; i += 1) fn(i);
+  return ((performance.now() - t0) * 1000) / calls;
+}
+
+/** Formats a timing line. */
+export function line(t: Timing): string {
+  return `${t.name.padEnd(34)} median ${t.medianUs.toFixed(0).padStart(6)} µs  p95 ${t.p95Us.toFixed(0).padStart(6)} µs  mean ${t.meanUs.toFixed(0).padStart(6)} µs`;
+}

@@ -38,6 +38,8 @@ export interface LoadOptions {
   readonly databasePrefix?: string;
   /** Called once when half of the requests were sent (fault injection). */
   readonly midway?: () => Promise<void>;
+  /** While the midway hook runs, each worker pauses this long between requests. Default: 0. */
+  readonly throttleDuringMidwayMs?: number;
   /** Whether 5xx answers are expected (faults): they are then counted, not violations. */
   readonly tolerateServerErrors?: boolean;
   /** Progress lines. Default: none. */
@@ -71,6 +73,10 @@ export interface LoadReport {
   readonly untouchedChanged: number;
   /** First few violation details. */
   readonly samples: readonly string[];
+  /** Every request: when it started (ms since the load began) and whether it got a non-5xx answer. */
+  readonly timeline: readonly { readonly at: number; readonly ok: boolean }[];
+  /** When the midway hook finished (ms since the load began), if it ran. */
+  readonly midwayDoneAt?: number;
 }
 
 interface Doc {
@@ -125,6 +131,10 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     client: 'pg',
     connection: options.databaseUrl,
     pool: { min: 0, max: 20 },
+    // Faults make knex's pool print every refused connection; the report counts them instead.
+    ...(options.tolerateServerErrors
+      ? { log: { warn: () => undefined, error: () => undefined, debug: () => undefined } }
+      : {}),
   });
   let demo: DemoApp | undefined;
   let server: Server | undefined;
@@ -184,7 +194,13 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     let serverErrors = 0;
     let badErrorBodies = 0;
     let sent = 0;
+    let completed = 0;
+    const timeline: { at: number; ok: boolean }[] = [];
+    let loadStart = performance.now();
+    let midwayDoneAt: number | undefined;
     let midwayDone = options.midway === undefined;
+    let midwayRunning: Promise<void> | undefined;
+    let midwayActive = false;
 
     const call = async (
       tenant: TenantModel,
@@ -198,6 +214,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
           ? `http://127.0.0.1:${port}${path}`
           : `http://127.0.0.1:${port}/api/v1/${tenant.id}${path}`;
       const started = performance.now();
+      const entry = { at: started - loadStart, ok: false };
+      timeline.push(entry);
       try {
         const res = await fetch(url, {
           method,
@@ -211,6 +229,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
         const text = await res.text();
         latencies.push(performance.now() - started);
         byStatus[res.status] = (byStatus[res.status] ?? 0) + 1;
+        entry.ok = res.status < 500;
         let json: unknown;
         try {
           json = text === '' ? undefined : JSON.parse(text);
@@ -358,20 +377,35 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     }
 
     const started = performance.now();
+    loadStart = started;
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
         while (sent < total && performance.now() < deadline) {
           sent += 1;
           if (!midwayDone && sent >= total / 2) {
             midwayDone = true;
-            void options.midway?.().catch((e: unknown) => note(`midway hook failed: ${String(e)}`));
+            midwayActive = true;
+            midwayRunning = (options.midway?.() ?? Promise.resolve())
+              .then(() => {
+                midwayDoneAt = performance.now() - started;
+              })
+              .catch((e: unknown) => note(`midway hook failed: ${String(e)}`))
+              .finally(() => {
+                midwayActive = false;
+              });
+          }
+          if (midwayActive && (options.throttleDuringMidwayMs ?? 0) > 0) {
+            await new Promise((r) => setTimeout(r, options.throttleDuringMidwayMs));
           }
           await one();
-          if (sent % 2000 === 0) log(`  ${sent}/${total} requests`);
+          completed += 1;
+          if (completed % 2000 === 0) log(`  ${completed}/${total} requests answered`);
         }
       }),
     );
     const seconds = (performance.now() - started) / 1000;
+    // Verification needs the database back, whatever the hook did.
+    await midwayRunning;
 
     // Afterwards: every row, read around tenantry.
     const stored = await readEveryDocument(options.databaseUrl, options.mode);
@@ -430,6 +464,8 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       badErrorBodies,
       untouchedChanged,
       samples,
+      timeline,
+      ...(midwayDoneAt !== undefined ? { midwayDoneAt } : {}),
     };
   } finally {
     if (server) await new Promise((r) => server?.close(r));

@@ -10,7 +10,7 @@ import type { Server } from 'node:http';
 import pg from 'pg';
 import type { TenancyLogger } from '../src/index';
 import { createDemoApp, type DemoApp } from './app';
-import { mintDemoToken } from './demo-users';
+import { demoTour } from './demo-tour';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from './embedded-postgres';
 
 const DEMO_DATABASE = 'tenantry_demo';
@@ -35,49 +35,6 @@ async function ensureDatabase(maintenanceUrl: string, database: string): Promise
   } finally {
     await client.end();
   }
-}
-
-function tour(base: string, demo: DemoApp): string {
-  const alice = mintDemoToken('alice');
-  const bob = mintDemoToken('bob');
-  const carol = mintDemoToken('carol', { tenant: 'globex' });
-  const { strategy, header, domain, path } = demo.config.tenancy.resolution;
-  const lines = [
-    '',
-    `tenantry demo listening on ${base}`,
-    `  isolation: ${demo.config.tenancy.isolation.mode}    strategies: ${strategy.join(', ')}`,
-    `  tenants: acme, globex (active), initech (suspended)    users: alice (acme), bob (globex), carol (both)`,
-    '',
-    'Tokens (valid 1 h; mint more with `npm run --silent demo:token -- <user> [--tenant <id>]`):',
-    `  export ALICE=${alice}`,
-    `  export BOB=${bob}`,
-    `  export CAROL=${carol}    # acting for globex`,
-    '',
-    'Try:',
-    `  curl -s ${base}/documents -H "Authorization: Bearer $ALICE"`,
-    `  curl -s ${base}/settings -H "Authorization: Bearer $BOB"`,
-    `  curl -s -X POST ${base}/documents -H "Authorization: Bearer $ALICE" -H 'Content-Type: application/json' -d '{"title":"Hello"}'`,
-  ];
-  if (strategy.includes('header')) {
-    lines.push(
-      `  curl -s ${base}/documents -H "Authorization: Bearer $ALICE" -H '${header}: globex'   # 403 TENANT_CONFLICT`,
-    );
-  }
-  if (strategy.includes('path')) {
-    lines.push(
-      `  curl -s ${base}${path.prefix === '/' ? '' : path.prefix}/globex/documents -H "Authorization: Bearer $CAROL"`,
-    );
-  }
-  if (strategy.includes('subdomain') && domain !== undefined) {
-    lines.push(
-      `  curl -s ${base}/documents -H 'Host: acme.${domain}' -H "Authorization: Bearer $ALICE"`,
-    );
-  }
-  if (strategy.includes('header')) {
-    lines.push(`  curl -s ${base}/documents -H '${header}: initech'   # 403 TENANT_SUSPENDED`);
-  }
-  lines.push('', 'Ctrl-C stops the API and the embedded database.', '');
-  return lines.join('\n');
 }
 
 async function main(): Promise<void> {
@@ -125,7 +82,7 @@ async function main(): Promise<void> {
     // PORT=0 picks a free port: print the one actually bound.
     const address = server.address();
     const bound = address !== null && typeof address === 'object' ? address.port : port;
-    console.log(tour(`http://localhost:${bound}`, demo));
+    console.log(demoTour(`http://localhost:${bound}`, demo.config));
   });
   running.server = server;
   server.on('error', (error) => {

@@ -8,7 +8,10 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import path from 'node:path';
 import { expect } from 'chai';
+import type { Knex } from 'knex';
 import { createDemoApp, type DemoApp } from '../../demo/app';
+import { demoTour } from '../../demo/demo-tour';
+import type { TenantStrategyName } from '../../src/index';
 import { createScratchDatabase, createTestKnex } from '../support/test-database';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -75,4 +78,64 @@ describe('the README tour (demo/tour.sh)', function () {
     expect(settings?.tenant).to.deep.include({ id: 'globex' });
     expect(settings?.settings).to.include({ locale: 'de-DE' });
   });
+});
+
+describe('the start-up banner of npm run demo (demoTour)', function () {
+  let central: Knex;
+  const running: { demo: DemoApp; server: Server }[] = [];
+
+  before(async function () {
+    this.timeout(30_000);
+    const scratch = await createScratchDatabase('demo_banner');
+    central = createTestKnex({ pool: { min: 0, max: 4 } }, scratch);
+  });
+
+  after(async () => {
+    for (const { demo, server } of running) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await demo.close();
+    }
+  });
+
+  const chains: (readonly TenantStrategyName[] | undefined)[] = [
+    undefined, // the demo default: jwt_claim, header, path
+    ['subdomain', 'jwt_claim'],
+    ['header'],
+    ['path'],
+    ['jwt_claim'],
+  ];
+  for (const chain of chains) {
+    it(`prints curl commands that work as printed (${chain?.join(',') ?? 'default chain'})`, async function () {
+      this.timeout(20_000);
+      const demo = await createDemoApp({
+        knex: central,
+        env: false,
+        ...(chain ? { strategies: chain } : {}),
+        seed: running.length === 0,
+      });
+      const server = await new Promise<Server>((resolve) => {
+        const s = demo.app.listen(0, '127.0.0.1', () => resolve(s));
+      });
+      running.push({ demo, server });
+      const { port } = server.address() as AddressInfo;
+      const banner = demoTour(`http://localhost:${port}`, demo.config);
+      const exports = banner.split('\n').filter((l) => l.startsWith('  export '));
+      const curls = banner.split('\n').filter((l) => l.startsWith('  curl '));
+      expect(exports).to.have.length(3);
+      expect(curls.length).to.be.at.least(3);
+      for (const line of curls) {
+        const expected = /# (\d{3}) ([A-Z_]+)$/.exec(line);
+        const script = `${exports.join('\n')}\n${line.replace(/\s+#.*$/, '')} -w '\\n%{http_code}'`;
+        const run = await promisify(execFile)('bash', ['-c', script]);
+        const [body, status] = run.stdout.split('\n') as [string, string];
+        const json = JSON.parse(body) as { code?: string };
+        if (expected) {
+          expect(status, line).to.equal(expected[1]);
+          expect(json.code, line).to.equal(expected[2]);
+        } else {
+          expect(status, `${line}\n${body}`).to.match(/^20[01]$/);
+        }
+      }
+    });
+  }
 });

@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import jwt from 'jsonwebtoken';
 import knexFactory, { type Knex } from 'knex';
-import { KnexTenantStore, TenantManager } from '../../src/index';
+import { KnexTenantStore, TenantManager, type TenancyLogger } from '../../src/index';
 import { createDemoApp, type DemoApp } from '../../demo/app';
 import { demoTenantMigrations } from '../../demo/demo-tenants';
 import { DEMO_JWT_SECRET } from '../../demo/demo-users';
@@ -42,6 +42,8 @@ export interface LoadOptions {
   readonly throttleDuringMidwayMs?: number;
   /** Whether 5xx answers are expected (faults): they are then counted, not violations. */
   readonly tolerateServerErrors?: boolean;
+  /** tenantry's diagnostics from the demo app. Default: silent. */
+  readonly logger?: TenancyLogger;
   /** Progress lines. Default: none. */
   readonly log?: (line: string) => void;
 }
@@ -148,6 +150,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       isolation: options.mode,
       env: false,
       databasePrefix,
+      ...(options.logger ? { logger: options.logger } : {}),
     });
     const manager = new TenantManager({
       knex: central,

@@ -42,7 +42,7 @@ describe('withTenancy() row mode', () => {
     sent.length = 0;
   });
 
-  // Awaiting inside the scope matters: a builder awaited outside the scope that built it is refused.
+  // acme() awaits inside the scope; lazy builders awaited outside it have their own tests.
   const acme = <T>(fn: () => T | PromiseLike<T>): Promise<T> =>
     runWithTenant('acme', async () => await fn());
   const inAcme = <T>(fn: () => T): T => runWithTenant('acme', fn);
@@ -158,19 +158,77 @@ describe('withTenancy() row mode', () => {
       expect(sent).to.deep.equal([]);
     });
 
-    it('refuses a builder created in one tenant and awaited in another', async () => {
-      const built = inAcme(() => db('documents').select('*'));
-      await runWithTenant('globex', async () => expectCode(built, 'TENANT_SCOPE_REQUIRED'));
-      await expectCode(built, 'TENANT_SCOPE_REQUIRED');
-      const subquery = inAcme(() => db('comments').select('document_id'));
-      await runWithTenant('globex', async () =>
-        expectCode(db('documents').whereIn('id', subquery), 'TENANT_SCOPE_REQUIRED'),
-      );
-      expect(sent).to.deep.equal([]);
-      // Built and awaited in the same tenant: fine.
-      expect(await acme(() => inAcme(() => db('documents')))).to.have.length(3);
-      // The same builder awaited back inside its own tenant still runs.
-      expect(await runWithTenant('acme', async () => await built)).to.have.length(3);
+    describe('lazy builders', () => {
+      it('runs a builder built in a tenant and awaited outside any scope as that tenant', async () => {
+        const rows = await runWithTenant('acme', () => db('documents').select('tenant_id'));
+        expect(rows.map((r: { tenant_id: string }) => r.tenant_id)).to.deep.equal([
+          'acme',
+          'acme',
+          'acme',
+        ]);
+        const built = runWithTenant('globex', () =>
+          db('documents').whereIn('id', db('comments').select('document_id')),
+        );
+        const later = await built;
+        expect(later.map((r: { tenant_id: string }) => r.tenant_id)).to.deep.equal([
+          'globex',
+          'globex',
+        ]);
+        // Compiling it outside any scope scopes it to the tenant it was built for, too.
+        expect(built.toSQL().bindings).to.deep.equal(['globex', 'globex']);
+        const updated = await runWithTenant('acme', () =>
+          db('documents').where({ id: 1 }).update({ title: 'lazy' }),
+        );
+        expect(updated).to.equal(1);
+        expect(await knex('documents').where({ title: 'lazy' }).select('tenant_id')).to.deep.equal([
+          { tenant_id: 'acme' },
+        ]);
+        const inserted = await runWithTenant('acme', () =>
+          db('comments').insert({ id: 70, document_id: 1, body: 'late' }).returning('tenant_id'),
+        );
+        expect(inserted).to.deep.equal([{ tenant_id: 'acme' }]);
+      });
+
+      it('refuses a builder built in one tenant and run in another (TENANT_SCOPE_REQUIRED)', async () => {
+        const built = inAcme(() => db('documents').select('*'));
+        await runWithTenant('globex', async () => expectCode(built, 'TENANT_SCOPE_REQUIRED'));
+        await runWithTenant('globex', async () =>
+          expectCode(
+            Promise.resolve().then(() => built.toSQL()),
+            'TENANT_SCOPE_REQUIRED',
+          ),
+        );
+        const subquery = inAcme(() => db('comments').select('document_id'));
+        await runWithTenant('globex', async () =>
+          expectCode(db('documents').whereIn('id', subquery), 'TENANT_SCOPE_REQUIRED'),
+        );
+        // A subquery built in another tenant cannot ride along in a lazily run statement either.
+        const outer = runWithTenant('globex', () => db('documents').whereIn('id', subquery));
+        await expectCode(outer, 'TENANT_SCOPE_REQUIRED');
+        expect(sent).to.deep.equal([]);
+        // The same builder awaited back inside its own tenant still runs.
+        expect(await runWithTenant('acme', async () => await built)).to.have.length(3);
+      });
+
+      it('refuses a tenant builder run in a system scope, and a system builder run in a tenant', async () => {
+        const built = inAcme(() => db('documents').select('*'));
+        await runAsSystem('report', async () => expectCode(built, 'TENANT_SCOPE_REQUIRED'));
+        const system = runAsSystem('report', () => db('documents').select('*'));
+        await acme(() => expectCode(system, 'TENANT_SCOPE_REQUIRED'));
+        expect(sent).to.deep.equal([]);
+        // Awaited with no scope, the system builder runs as the system scope it was built in.
+        expect(await system).to.have.length(6);
+      });
+
+      it('refuses a builder built with no tenant wherever it runs without a tenant', async () => {
+        const unscopedBuilder = db('documents').select('*');
+        await expectCode(unscopedBuilder, 'TENANT_SCOPE_REQUIRED');
+        const again = db('documents').select('*');
+        await runAsSystem('report', async () => expectCode(again, 'TENANT_SCOPE_REQUIRED'));
+        const third = db('documents').select('*');
+        await acme(() => expectCode(third, 'TENANT_SCOPE_REQUIRED'));
+        expect(sent).to.deep.equal([]);
+      });
     });
 
     it('lets runAsSystem() and unscoped() through, with an audit event', async () => {

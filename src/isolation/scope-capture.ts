@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { TenantRecord } from '../context/tenant-record';
 import { activeScope } from '../context/tenant-scope-storage';
 
@@ -34,4 +35,35 @@ export function describeScope(scope: CapturedScope): string {
   if (scope.kind === 'tenant') return `tenant "${scope.id}"`;
   if (scope.kind === 'system') return 'a system scope';
   return 'no tenant scope';
+}
+
+/**
+ * The scope a lazily executed statement runs as (built in a scope, awaited
+ * outside any): the connection checkout of that statement reads it, so the
+ * RLS setting follows the statement and not the empty caller scope. Entered
+ * with `run()` only, around one runner.
+ */
+const statementScopeStorage = new AsyncLocalStorage<CapturedScope>();
+
+/** Runs `fn` (one statement's runner) as `scope`. */
+export function runAsStatementScope<T>(scope: CapturedScope, fn: () => T): T {
+  return statementScopeStorage.run(scope, fn);
+}
+
+/** The scope a connection checkout serves: the lazily run statement's, else the caller's. */
+export function connectionScope(): CapturedScope {
+  return statementScopeStorage.getStore() ?? captureScope();
+}
+
+/**
+ * Whether a builder built in `built` may run from `executed`. It always runs
+ * as the scope it was built in, so awaiting it with no active scope is fine
+ * (it can only reach that tenant); from any other scope the two must agree.
+ */
+export function executionAllowed(
+  built: CapturedScope | undefined,
+  executed: CapturedScope,
+): boolean {
+  if (built === undefined || executed.kind === 'none') return true;
+  return sameScope(built, executed);
 }

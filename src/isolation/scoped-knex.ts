@@ -5,7 +5,12 @@ import { UnsafeQueryError } from '../errors';
 import { silentLogger } from '../logger';
 import { createRlsSession, type RlsSession } from './rls/rls-session';
 import { DEFAULT_SCHEMA_PREFIX, tenantSchemaName } from './schema/tenant-schema-name';
-import { captureScope, type CapturedScope } from './scope-capture';
+import {
+  captureScope,
+  connectionScope,
+  runAsStatementScope,
+  type CapturedScope,
+} from './scope-capture';
 import {
   BUILT_SCOPE,
   EXECUTED_SCOPE,
@@ -41,6 +46,17 @@ interface RawLike {
   toSQL(...args: unknown[]): unknown;
   [BUILT_SCOPE]?: CapturedScope;
   [EXECUTED_SCOPE]?: CapturedScope | undefined;
+}
+
+interface ScopedTarget {
+  [BUILT_SCOPE]?: CapturedScope;
+  [EXECUTED_SCOPE]?: CapturedScope | undefined;
+}
+
+/** The knex Runner methods that start a statement. */
+interface RunnerLike {
+  run(...args: unknown[]): unknown;
+  stream(...args: unknown[]): unknown;
 }
 
 type ClientConstructor = new (...args: never[]) => KnexClientLike;
@@ -173,7 +189,10 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
           const scope = raw[EXECUTED_SCOPE] ?? captureScope();
           raw[EXECUTED_SCOPE] = undefined;
           engine.checkTopLevelRaw(typeof raw.sql === 'string' ? raw.sql : String(raw.sql), built);
-          if (built.kind !== scope.kind) engine.checkTopLevelRaw(String(raw.sql), scope);
+          // Awaited with no scope it runs as its build scope; from another scope both must pass.
+          if (scope.kind !== 'none' && built.kind !== scope.kind) {
+            engine.checkTopLevelRaw(String(raw.sql), scope);
+          }
         }
         return original.apply(this, rest);
       };
@@ -181,10 +200,24 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
     }
 
     override runner(builder: unknown): unknown {
+      const executed = captureScope();
+      let built: CapturedScope | undefined;
       if (typeof builder === 'object' && builder !== null) {
-        (builder as { [EXECUTED_SCOPE]?: CapturedScope })[EXECUTED_SCOPE] = captureScope();
+        const target = builder as ScopedTarget;
+        target[EXECUTED_SCOPE] = executed;
+        built = target[BUILT_SCOPE];
       }
-      return super.runner(builder);
+      const runner = super.runner(builder) as RunnerLike;
+      if (rlsEnabled && executed.kind === 'none' && built !== undefined && built.kind !== 'none') {
+        // A lazily awaited builder: its connection checkout must carry the
+        // tenant it was built for, not the empty scope of the awaiting code.
+        const scope = built;
+        const run = runner.run;
+        const stream = runner.stream;
+        runner.run = (...args) => runAsStatementScope(scope, () => run.apply(runner, args));
+        runner.stream = (...args) => runAsStatementScope(scope, () => stream.apply(runner, args));
+      }
+      return runner;
     }
 
     override schemaBuilder(): unknown {
@@ -197,8 +230,8 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
     }
 
     override async acquireConnection(): Promise<unknown> {
+      const scope = connectionScope();
       await ensureReady();
-      const scope = captureScope();
       const connection = await super.acquireConnection();
       if (rls) {
         try {

@@ -3,7 +3,13 @@ import { TenancyConfigError, TenantScopeError, UnsafeQueryError } from '../error
 import type { TenancyLogger } from '../logger';
 import { applyRowScope, type ScopedRef } from './row/row-scope';
 import { applySchemaScope } from './schema/schema-scope';
-import { captureScope, describeScope, sameScope, type CapturedScope } from './scope-capture';
+import {
+  captureScope,
+  describeScope,
+  executionAllowed,
+  sameScope,
+  type CapturedScope,
+} from './scope-capture';
 import { parseTableString, type TableCatalog, type TableRef } from './table-catalog';
 
 /** A Knex statement record (`builder._statements[i]`): loosely typed on purpose, Knex has no types for it. */
@@ -192,11 +198,13 @@ export class ScopeEngine {
     // callbacks, which is why the runner captures it up front.
     const executed = builder[EXECUTED_SCOPE] ?? captureScope();
     builder[EXECUTED_SCOPE] = undefined;
+    // A builder runs as the scope it was built in; executing it with no scope
+    // is fine (lazy `await runWithTenant(t, () => db('x'))`), from another scope it is refused.
     const scope = built ?? executed;
     return {
       engine: this,
       scope,
-      mismatch: built !== undefined && !sameScope(built, executed) ? executed : undefined,
+      mismatch: executionAllowed(built, executed) ? undefined : executed,
       sawTenant: false,
       raws: [],
       ctes: new Set(),
@@ -322,6 +330,7 @@ export class ScopeEngine {
     );
     for (const extra of extras) add(extra, 'extra', undefined);
 
+    if (refs.some((r) => r.kind === 'tenant')) run.sawTenant = true;
     if (system) return;
     for (const r of refs) {
       if (r.kind === 'unknown') {
@@ -332,7 +341,6 @@ export class ScopeEngine {
       }
     }
     const hasTenant = refs.some((r) => r.kind === 'tenant');
-    if (hasTenant) run.sawTenant = true;
     if (this.settings.mode === 'schema') {
       if (hasTenant && run.scope.kind !== 'tenant') throw noTenant(refs);
       applySchemaScope(compiler, refs, run.scope, this.settings);

@@ -129,6 +129,32 @@ describe('RLS backstop', () => {
     expect(unscoped.rows[0]?.n).to.equal(0);
   });
 
+  it('sets the build tenant on the connection for a builder awaited outside its scope', async () => {
+    const base = app(1);
+    const db = withTenancy(base, {
+      tenantTables: ['documents', 'comments'],
+      rls: true,
+      allowRaw: true,
+    });
+    await db.tenancy.ready();
+    const rows = await runWithTenant('globex', () => db('documents').select('tenant_id'));
+    expect(rows.map((r: { tenant_id: string }) => r.tenant_id)).to.deep.equal([
+      'globex',
+      'globex',
+      'globex',
+    ]);
+    // Raw SQL the engine does not scope: only RLS, fed with the build tenant, filters it.
+    const raw = (await runWithTenant('acme', () =>
+      db.raw('select distinct tenant_id from documents'),
+    )) as { rows: Array<{ tenant_id: string }> };
+    expect(raw.rows).to.deep.equal([{ tenant_id: 'acme' }]);
+    const after = (await base.raw(
+      `select coalesce(current_setting('app.tenant_id', true), '') as v`,
+    )) as { rows: Array<{ v: string }> };
+    expect(after.rows[0]?.v).to.equal('');
+    await base.destroy();
+  });
+
   it('leaves no tenant on a pooled connection (pool size 1), even after an error mid-transaction', async () => {
     const base = app(1);
     const db = withTenancy(base, { tenantTables: ['documents', 'comments'], rls: true });

@@ -425,6 +425,61 @@ describe('withTenancy() row mode', () => {
       expect(sent).to.deep.equal([]);
     });
 
+    it("allows knex's fixed function helpers db.fn.now(), db.fn.now(precision) and db.fn.uuid()", async () => {
+      const before = await snapshot(knex, 'globex');
+      await acme(async () => {
+        expect(await db('documents').where({ id: 1 }).update({ title: db.fn.now() })).to.equal(1);
+        expect(
+          await db('documents')
+            .where({ id: 2 })
+            .update({ title: db.fn.now(3) }),
+        ).to.equal(1);
+        const [row] = (await db('comments')
+          .insert({ id: 60, document_id: 1, body: db.fn.uuid() })
+          .returning(['tenant_id', 'body'])) as Array<{ tenant_id: string; body: string }>;
+        expect(row?.tenant_id).to.equal('acme');
+        expect(row?.body).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-/);
+        // Base-knex helpers render the same fixed text.
+        const n = await db('documents').where({ id: 3 }).update({ title: knex.fn.now() });
+        expect(n).to.equal(1);
+        const sql = db('documents')
+          .where({ id: 1 })
+          .update({ title: db.fn.now(6) })
+          .toSQL();
+        expect(sql.sql).to.equal(
+          'update "documents" set "title" = CURRENT_TIMESTAMP(6) where "id" = ? and "documents"."tenant_id" = ?',
+        );
+      });
+      expect(await snapshot(knex, 'globex')).to.equal(before);
+      const titles = await knex('documents')
+        .where({ tenant_id: 'acme' })
+        .orderBy('id')
+        .pluck('title');
+      for (const title of titles as string[]) expect(title).to.match(/^\d{4}-\d\d-\d\d /);
+    });
+
+    it('still refuses raw text that only resembles a function helper (UNSAFE_QUERY)', async () => {
+      const wrapped = () =>
+        db.raw('CURRENT_TIMESTAMP').wrap('(select max(title) from documents) || ', '');
+      const bound = () => db.raw('CURRENT_TIMESTAMP(?)', [3]);
+      const forged = () => {
+        const raw = db.fn.now();
+        raw.toSQL = () => ({ sql: 'select 1', bindings: [], method: 'raw', options: {} }) as never;
+        return raw;
+      };
+      const edited = () => {
+        const raw = db.fn.now();
+        (raw as unknown as { sql: string }).sql = '(select max(title) from documents)';
+        return raw;
+      };
+      for (const value of [wrapped, bound, forged, edited, () => db.raw('now()')]) {
+        await acme(() =>
+          expectCode(db('documents').where({ id: 1 }).update({ title: value() }), 'UNSAFE_QUERY'),
+        );
+      }
+      expect(sent).to.deep.equal([]);
+    });
+
     it('refuses a top-level raw statement naming a tenant table, allows others', async () => {
       await acme(() => expectCode(db.raw('select * from documents'), 'UNSAFE_QUERY'));
       await acme(() => expectCode(db.raw('select * from "Documents"'), 'UNSAFE_QUERY'));

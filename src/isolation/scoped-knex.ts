@@ -16,6 +16,7 @@ import {
   EXECUTED_SCOPE,
   ScopeEngine,
   compileScope,
+  scopedRawToSQL,
   type KnexBuilder,
   type KnexCompiler,
 } from './statement-scoper';
@@ -196,6 +197,7 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
         }
         return original.apply(this, rest);
       };
+      scopedRawToSQL.add(raw.toSQL);
       return raw;
     }
 

@@ -111,6 +111,36 @@ function isRawFragment(value: unknown): value is { sql?: unknown } {
   return !(typeof value.ref === 'string' && typeof value.withSchema === 'function');
 }
 
+// knex's Raw class (knex 3.x): fixed function helpers are plain instances of it.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const RawClass = require('knex/lib/raw') as { prototype: object & { toSQL: unknown } };
+
+/** The toSQL wrappers the scoped client puts on its own raws (see scoped-knex.ts). */
+export const scopedRawToSQL = new WeakSet<object>();
+
+// The exact texts knex's FunctionHelper renders for PostgreSQL: now(), now(precision), uuid().
+const FIXED_FUNCTION_SQL =
+  /^(?:CURRENT_TIMESTAMP|CURRENT_TIMESTAMP\(\d{1,2}\)|\(gen_random_uuid\(\)\))$/;
+
+/**
+ * Whether a raw fragment is one of knex's fixed, table-free function helpers
+ * (`fn.now()`, `fn.now(p)`, `fn.uuid()`), recognised structurally: a genuine
+ * knex Raw whose text is exactly what the helper renders, with no bindings, no
+ * wrap and an unmodified toSQL. Anything else stays a raw fragment.
+ */
+function isFixedFunctionRaw(value: Record<string | symbol, unknown>): boolean {
+  if (Object.getPrototypeOf(value) !== RawClass.prototype) return false;
+  if (typeof value.sql !== 'string' || !FIXED_FUNCTION_SQL.test(value.sql)) return false;
+  const bindings = value.bindings;
+  if (bindings !== undefined && !(Array.isArray(bindings) && bindings.length === 0)) return false;
+  if (value._wrappedBefore || value._wrappedAfter) return false;
+  if (Object.prototype.hasOwnProperty.call(value, 'toSQL')) {
+    const own = value.toSQL;
+    if (typeof own !== 'function' || !scopedRawToSQL.has(own)) return false;
+  }
+  return true;
+}
+
 function isBuilder(value: unknown): value is KnexBuilder {
   return isObjectLike(value) && Array.isArray(value._statements) && isObjectLike(value._single);
 }
@@ -241,6 +271,7 @@ export class ScopeEngine {
   #collectRaw(value: unknown, run: CompileRun, depth = 0): void {
     if (!isObjectLike(value) || depth > 6) return;
     if (isRawFragment(value)) {
+      if (isFixedFunctionRaw(value)) return;
       run.raws.push(typeof value.sql === 'string' ? value.sql : String(value.sql));
       return;
     }

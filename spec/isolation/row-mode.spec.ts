@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import type { Knex } from 'knex';
-import { Readable } from 'node:stream';
 import { container, inject, injectable } from 'tsyringe';
 import {
   TENANT_KNEX,
@@ -13,6 +12,7 @@ import {
   type TenantKnex,
 } from '../../src/index';
 import { createRowFixture, seedRows, snapshot } from './support/row-fixture';
+import { readStream, streamError } from './support/streams';
 
 async function expectCode(promise: unknown, code: string): Promise<void> {
   try {
@@ -588,28 +588,40 @@ describe('withTenancy() row mode', () => {
       });
     });
 
-    it('compiles .stream() through the scoping hook', async () => {
-      // pg-query-stream is not installed here, so knex fails *after* compiling: a scoped
-      // statement reaches that error, an unscoped one is refused first by the hook.
-      const streamError = (run: () => Readable) =>
-        new Promise<{ code?: string; message: string }>((resolve) => {
-          const stream = run();
-          stream.on('error', resolve);
-          stream.resume();
-        });
-      const inScope = await acme(() =>
-        streamError(() => db('documents').select('*').stream() as unknown as Readable),
+    it(".stream() reads only the caller's tenant rows and is refused without a tenant", async () => {
+      const rows = await acme(() =>
+        readStream(
+          db('documents')
+            .whereIn('id', db('comments').select('document_id'))
+            .orWhere('title', 'gamma')
+            .stream(),
+        ),
       );
-      expect(inScope.message).to.match(/pg-query-stream/);
-      const noScope = await streamError(
-        () => db('documents').select('*').stream() as unknown as Readable,
+      expect(rows.map((r) => [r.tenant_id, r.id]).sort()).to.deep.equal([
+        ['acme', 1],
+        ['acme', 2],
+        ['acme', 3],
+      ]);
+      const globex = await runWithTenant('globex', () =>
+        readStream(db('comments').select('tenant_id').stream()),
       );
-      expect(noScope.code).to.equal('TENANT_SCOPE_REQUIRED');
+      expect(globex.map((r) => r.tenant_id)).to.deep.equal(['globex', 'globex', 'globex']);
+      // Built in acme and streamed with no scope: runs as acme.
+      const lazy = runWithTenant('acme', () => db('documents').select('tenant_id'));
+      expect((await readStream(lazy.stream())).map((r) => r.tenant_id)).to.deep.equal([
+        'acme',
+        'acme',
+        'acme',
+      ]);
+      expect(await streamError(() => db('documents').select('*').stream())).to.equal(
+        'TENANT_SCOPE_REQUIRED',
+      );
       const crossed = inAcme(() => db('documents').select('*'));
-      const lazy = await runWithTenant('globex', () =>
-        streamError(() => crossed.stream() as unknown as Readable),
+      expect(await runWithTenant('globex', () => streamError(() => crossed.stream()))).to.equal(
+        'TENANT_SCOPE_REQUIRED',
       );
-      expect(lazy.code).to.equal('TENANT_SCOPE_REQUIRED');
+      expect(sent.filter((q) => !/"tenant_id" = \$\d+\)?$/.test(q))).to.deep.equal([]);
+      expect(sent).to.have.length(3);
     });
 
     it('scopes transactions and rolls them back on error', async () => {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import type { Knex } from 'knex';
 import { runWithTenant, withTenancy, type TenantKnex } from '../../../src/index';
 import { createScratchDatabase, createTestKnex } from '../../support/test-database';
+import { readStream, streamError } from '../support/streams';
 
 async function code(promise: PromiseLike<unknown>): Promise<string | undefined> {
   try {
@@ -125,6 +126,31 @@ describe('withTenancy() schema mode', () => {
     expect(globex.map((r: { title: string }) => r.title)).to.deep.equal(['alpha', 'beta', 'gamma']);
     expect(await knex('tenant_globex.comments').count({ n: '*' })).to.deep.equal([{ n: '3' }]);
     expect(await knex('public.documents').count({ n: '*' })).to.deep.equal([{ n: '1' }]);
+  });
+
+  it(".stream() reads only the tenant schema's rows and is refused without a tenant", async () => {
+    for (const [tenant, schema] of [
+      ['acme', 'tenant_acme'],
+      ['globex', 'tenant_globex'],
+    ] as const) {
+      const rows = await runWithTenant(tenant, () =>
+        readStream(
+          db('documents')
+            .join('comments', 'comments.document_id', 'documents.id')
+            .select('documents.home', 'comments.home as ch')
+            .stream(),
+        ),
+      );
+      expect(rows).to.have.length(3);
+      expect(rows.flatMap((r) => [r.home, r.ch])).to.deep.equal(Array(6).fill(schema));
+    }
+    const lazy = runWithTenant('globex', () => db('documents').select('home'));
+    expect(homes((await readStream(lazy.stream())) as never)).to.deep.equal(['tenant_globex']);
+    expect(await streamError(() => db('documents').stream())).to.equal('TENANT_SCOPE_REQUIRED');
+    const crossed = runWithTenant('acme', () => db('documents'));
+    expect(await runWithTenant('globex', () => streamError(() => crossed.stream()))).to.equal(
+      'TENANT_SCOPE_REQUIRED',
+    );
   });
 
   it('errors on a tenant table missing from the tenant schema instead of falling through to public', async () => {

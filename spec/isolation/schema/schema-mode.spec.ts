@@ -105,29 +105,6 @@ describe('withTenancy() schema mode', () => {
     expect(path.rows[0]?.search_path).to.equal('"$user", public');
   });
 
-  it('writes only into the tenant schema', async () => {
-    await runWithTenant('acme', async () => {
-      await db.transaction(async (trx) => {
-        await trx('documents').insert({ id: 10, title: 'new' });
-        expect(await trx('documents').where({ id: 1 }).update({ title: 'changed' })).to.equal(1);
-        expect(
-          await trx('comments').whereIn('document_id', trx('documents').select('id')).del(),
-        ).to.equal(3);
-      });
-    });
-    const acme = await knex('tenant_acme.documents').orderBy('id');
-    expect(acme.map((r: { title: string }) => r.title)).to.deep.equal([
-      'changed',
-      'beta',
-      'gamma',
-      'new',
-    ]);
-    const globex = await knex('tenant_globex.documents').orderBy('id');
-    expect(globex.map((r: { title: string }) => r.title)).to.deep.equal(['alpha', 'beta', 'gamma']);
-    expect(await knex('tenant_globex.comments').count({ n: '*' })).to.deep.equal([{ n: '3' }]);
-    expect(await knex('public.documents').count({ n: '*' })).to.deep.equal([{ n: '1' }]);
-  });
-
   it(".stream() reads only the tenant schema's rows and is refused without a tenant", async () => {
     for (const [tenant, schema] of [
       ['acme', 'tenant_acme'],
@@ -151,6 +128,29 @@ describe('withTenancy() schema mode', () => {
     expect(await runWithTenant('globex', () => streamError(() => crossed.stream()))).to.equal(
       'TENANT_SCOPE_REQUIRED',
     );
+  });
+
+  it('writes only into the tenant schema', async () => {
+    await runWithTenant('acme', async () => {
+      await db.transaction(async (trx) => {
+        await trx('documents').insert({ id: 10, title: 'new' });
+        expect(await trx('documents').where({ id: 1 }).update({ title: 'changed' })).to.equal(1);
+        expect(
+          await trx('comments').whereIn('document_id', trx('documents').select('id')).del(),
+        ).to.equal(3);
+      });
+    });
+    const acme = await knex('tenant_acme.documents').orderBy('id');
+    expect(acme.map((r: { title: string }) => r.title)).to.deep.equal([
+      'changed',
+      'beta',
+      'gamma',
+      'new',
+    ]);
+    const globex = await knex('tenant_globex.documents').orderBy('id');
+    expect(globex.map((r: { title: string }) => r.title)).to.deep.equal(['alpha', 'beta', 'gamma']);
+    expect(await knex('tenant_globex.comments').count({ n: '*' })).to.deep.equal([{ n: '3' }]);
+    expect(await knex('public.documents').count({ n: '*' })).to.deep.equal([{ n: '1' }]);
   });
 
   it('errors on a tenant table missing from the tenant schema instead of falling through to public', async () => {

@@ -234,34 +234,8 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
     override async acquireConnection(): Promise<unknown> {
       const scope = connectionScope();
       await ensureReady();
-      const connection = await super.acquireConnection();
-      if (rls) {
-        try {
-          await rls.enter(connection, scope);
-        } catch (error) {
-          await super.releaseConnection(connection);
-          throw error;
-        }
-      }
-      return connection;
-    }
-
-    override releaseConnection(connection: unknown): Promise<unknown> {
-      if (!rls) return super.releaseConnection(connection);
-      // The reset runs before the connection goes back to the pool, but the
-      // caller does not wait for it: its result is already in hand.
-      const session = rls;
-      void session
-        .leave(connection)
-        .then(() => super.releaseConnection(connection))
-        .catch((error: unknown) => {
-          logger.error('tenantry could not reset the RLS setting; the connection is discarded', {
-            error: String(error),
-          });
-          (connection as { __knex__disposed?: unknown }).__knex__disposed = error;
-          return super.releaseConnection(connection);
-        });
-      return Promise.resolve();
+      if (!rls) return super.acquireConnection();
+      return rls.checkout(() => super.acquireConnection(), scope);
     }
 
     override destroy(callback?: unknown): Promise<void> {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
-import { runWithTenant, withTenancy, type TenancyLogger } from '../../../src/index';
+import { runAsSystem, runWithTenant, withTenancy, type TenancyLogger } from '../../../src/index';
 import {
   applyRowLevelSecurity,
   rowLevelSecurityStatements,
@@ -178,6 +178,16 @@ describe('RLS backstop', () => {
     expect(
       await owner('documents').where({ tenant_id: 'globex', title: 'x' }).count({ n: '*' }),
     ).to.deep.equal([{ n: '0' }]);
+    // unscoped() and a system scope borrow the same connection after a tenant: no tenant rows.
+    expect(await runWithTenant('acme', async () => (await db('documents')).length)).to.equal(3);
+    const viaUnscoped = await db.unscoped({ reason: 'spec' })('documents').count({ n: '*' });
+    expect(viaUnscoped).to.deep.equal([{ n: '0' }]);
+    expect(await runWithTenant('acme', async () => (await db('documents')).length)).to.equal(3);
+    const viaSystem = await runAsSystem(
+      'spec',
+      async () => await db('documents').count({ n: '*' }),
+    );
+    expect(viaSystem).to.deep.equal([{ n: '0' }]);
     // The same single connection then serves the other tenant with only its rows.
     const rows = await runWithTenant(
       'globex',

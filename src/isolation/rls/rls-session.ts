@@ -4,12 +4,13 @@ import type { TenancyLogger } from '../../logger';
 import type { CapturedScope } from '../scope-capture';
 import { DEFAULT_RLS_SETTING, assertRlsSetting } from './row-level-security';
 
-/** Sets and clears the tenant setting on pooled connections (RLS backstop). */
+/** Sets the tenant setting on pooled connections (RLS backstop). */
 export interface RlsSession {
-  /** On checkout: binds the connection to the scope's tenant (or to none). */
-  enter(connection: unknown, scope: CapturedScope): Promise<void>;
-  /** On release: clears the setting so the next borrower inherits nothing. */
-  leave(connection: unknown): Promise<void>;
+  /**
+   * Checks a connection out through `acquire` (the client's own checkout)
+   * and binds it to the scope's tenant (or to none) before handing it over.
+   */
+  checkout(acquire: () => Promise<unknown>, scope: CapturedScope): Promise<unknown>;
 }
 
 /** Options of {@link createRlsSession}. */
@@ -22,6 +23,85 @@ export interface RlsSessionOptions {
 
 interface PgConnection {
   query(config: { text: string; values: unknown[] }): Promise<unknown>;
+}
+
+/** A tarn pool, as knex clients share it. */
+interface PoolLike {
+  acquire(): { promise: Promise<unknown> };
+  release(resource: unknown): boolean;
+}
+
+/**
+ * Per shared pool: which tenantry settings each connection carries (only
+ * non-empty values are recorded) and whether the pool.acquire() now being
+ * called is a tenantry checkout (which sets the value itself).
+ */
+interface PoolGuard {
+  claimed: boolean;
+  readonly carried: WeakMap<object, Map<string, string>>;
+}
+
+const guards = new WeakMap<object, PoolGuard>();
+
+async function setValue(
+  guard: PoolGuard,
+  connection: unknown,
+  setting: string,
+  value: string,
+): Promise<void> {
+  const key = connection as object;
+  let map = guard.carried.get(key);
+  if (map === undefined) {
+    map = new Map();
+    guard.carried.set(key, map);
+  }
+  await (connection as PgConnection).query({
+    text: 'select set_config($1, $2, false)',
+    values: [setting, value],
+  });
+  if (value === '') map.delete(setting);
+  else map.set(setting, value);
+}
+
+// A connection whose setting could not be (re)set is never reused: knex's pool
+// validation destroys connections flagged __knex__disposed.
+function discard(pool: PoolLike, connection: unknown, error: unknown): never {
+  (connection as { __knex__disposed?: unknown }).__knex__disposed = error;
+  pool.release(connection);
+  throw error;
+}
+
+/**
+ * Wraps the shared pool's acquire() once: a connection still carrying a
+ * tenant setting is cleared before any borrower that is not a tenantry
+ * checkout (the base Knex, `unscoped()`, another instance) gets it. That is
+ * what lets tenantry checkouts skip the reset on release.
+ */
+function guardPool(pool: PoolLike): PoolGuard {
+  const existing = guards.get(pool);
+  if (existing !== undefined) return existing;
+  const guard: PoolGuard = { claimed: false, carried: new WeakMap() };
+  const original = pool.acquire;
+  pool.acquire = function guardedAcquire(this: PoolLike) {
+    const pending = original.call(this);
+    if (guard.claimed) {
+      guard.claimed = false;
+      return pending;
+    }
+    pending.promise = pending.promise.then(async (connection) => {
+      const map = guard.carried.get(connection as object);
+      if (map === undefined || map.size === 0) return connection;
+      try {
+        for (const name of [...map.keys()]) await setValue(guard, connection, name, '');
+      } catch (error) {
+        discard(pool, connection, error);
+      }
+      return connection;
+    });
+    return pending;
+  };
+  guards.set(pool, guard);
+  return guard;
 }
 
 /**
@@ -76,24 +156,35 @@ export async function createRlsSession(
     if ((options.onUnsafeRole ?? 'refuse') === 'refuse') throw new TenancyConfigError(message);
     options.logger.error(message, { problems });
   }
-  // What each physical connection currently holds, to skip a round trip when nothing changes.
-  const current = new WeakMap<object, string>();
-  const set = async (connection: unknown, value: string): Promise<void> => {
-    const key = connection as object;
-    if (current.get(key) === value) return;
-    current.delete(key); // unknown until the statement succeeds
-    await (connection as PgConnection).query({
-      text: 'select set_config($1, $2, false)',
-      values: [setting, value],
-    });
-    current.set(key, value);
-  };
   return {
-    async enter(connection, scope) {
-      await set(connection, scope.kind === 'tenant' ? scope.id : '');
-    },
-    async leave(connection) {
-      await set(connection, '');
+    async checkout(acquire, scope) {
+      const pool = (base.client as { pool?: PoolLike }).pool;
+      if (pool === undefined) return acquire(); // knex throws its own "Unable to acquire"
+      const guard = guardPool(pool);
+      let pending: Promise<unknown>;
+      // knex's acquireConnection() calls pool.acquire() synchronously, so the
+      // claim is consumed by exactly this checkout.
+      guard.claimed = true;
+      try {
+        pending = acquire();
+      } finally {
+        guard.claimed = false;
+      }
+      const connection = await pending;
+      const desired = scope.kind === 'tenant' ? scope.id : '';
+      const map = guard.carried.get(connection as object);
+      try {
+        for (const [name, value] of map ?? []) {
+          if (name !== setting && value !== '') await setValue(guard, connection, name, '');
+        }
+        // Skip the round trip when the connection already carries this tenant (or none).
+        if ((map?.get(setting) ?? '') !== desired) {
+          await setValue(guard, connection, setting, desired);
+        }
+      } catch (error) {
+        discard(pool, connection, error);
+      }
+      return connection;
     },
   };
 }

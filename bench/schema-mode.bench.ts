@@ -1,0 +1,105 @@
+/**
+ * Schema mode per-request cost at a few versus many tenant schemas: a
+ * request-like unit (runWithTenant + a select by id + a short list, tenant
+ * rotating per request) against a database holding SCHEMA_BENCH_SMALL (10)
+ * tenant schemas and one holding SCHEMA_BENCH_LARGE (1,000), same server,
+ * interleaved rounds, one run. Prints the latency ratio large / small
+ * (goal <= 1.1: the cost must not grow with the number of tenants).
+ *
+ *   npm run build:test && node build/bench/schema-mode.bench.js
+ *   TENANTRY_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node build/bench/schema-mode.bench.js
+ *   SCHEMA_BENCH_SMALL=10 SCHEMA_BENCH_LARGE=1000 BENCH_ROUNDS=6 BENCH_PER_ROUND=400 ...
+ */
+import 'reflect-metadata';
+import { performance } from 'node:perf_hooks';
+import knexFactory, { type Knex } from 'knex';
+import { runWithTenant, withTenancy, type TenantKnex } from '../src/index';
+import { openBenchDatabase } from './load/bench-database';
+import { interleave, line } from './support/interleaved';
+
+const SMALL = Number(process.env.SCHEMA_BENCH_SMALL ?? 10);
+const LARGE = Number(process.env.SCHEMA_BENCH_LARGE ?? 1000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
+const PER_ROUND = Number(process.env.BENCH_PER_ROUND ?? 400);
+const ROWS = 50;
+
+const tenantId = (i: number): string => `t${String(i).padStart(5, '0')}`;
+
+async function createSchemas(knex: Knex, count: number): Promise<void> {
+  const batch = 50;
+  for (let start = 0; start < count; start += batch) {
+    const sql: string[] = [];
+    for (let i = start; i < Math.min(count, start + batch); i += 1) {
+      const schema = `"tenant_${tenantId(i)}"`;
+      sql.push(
+        `create schema ${schema}`,
+        `create table ${schema}.documents (id integer primary key, title text not null, views integer not null default 0)`,
+        `insert into ${schema}.documents (id, title) select g, 'd' || g from generate_series(1, ${ROWS}) g`,
+      );
+    }
+    await knex.raw(sql.join(';\n'));
+  }
+  await knex.raw('analyze');
+}
+
+function request(db: TenantKnex, count: number) {
+  return (i: number): Promise<unknown> =>
+    runWithTenant(tenantId((i * 7919) % count), async () => {
+      await db('documents')
+        .where({ id: (i % ROWS) + 1 })
+        .first();
+      await db('documents').where('views', '>=', 0).orderBy('id').limit(10);
+    });
+}
+
+async function main(): Promise<void> {
+  const database = await openBenchDatabase('schemabench');
+  const smallName = decodeURIComponent(new URL(database.url).pathname.slice(1));
+  const largeName = `${smallName}_large`;
+  const knexes: Knex[] = [];
+  const open = (url: string): Knex => {
+    const k = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 4 } });
+    knexes.push(k);
+    return k;
+  };
+  try {
+    await database.admin(`create database "${largeName}"`);
+    const small = open(database.url);
+    const large = open(database.urlFor(largeName));
+    let t0 = performance.now();
+    await createSchemas(small, SMALL);
+    await createSchemas(large, LARGE);
+    console.log(
+      `created ${SMALL} + ${LARGE} tenant schemas in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+    const options = { mode: 'schema' as const, tenantTables: ['documents'] };
+    const dbSmall = withTenancy(small, options);
+    const dbLarge = withTenancy(large, options);
+    t0 = performance.now();
+    console.log(
+      `schema mode: request (runWithTenant + 2 statements, tenant rotating over all schemas), ${ROUNDS} interleaved rounds x ${PER_ROUND}`,
+    );
+    const [timingSmall, timingLarge] = await interleave(
+      [
+        { name: `${SMALL} tenant schemas`, run: request(dbSmall, SMALL) },
+        { name: `${LARGE} tenant schemas`, run: request(dbLarge, LARGE) },
+      ],
+      ROUNDS,
+      PER_ROUND,
+    );
+    if (!timingSmall || !timingLarge) throw new Error('missing timing');
+    console.log(line(timingSmall));
+    console.log(line(timingLarge));
+    console.log(
+      `schema mode per-request ratio ${LARGE} / ${SMALL} tenants (median): ${(timingLarge.medianUs / timingSmall.medianUs).toFixed(3)} (goal <= 1.1); mean ratio ${(timingLarge.meanUs / timingSmall.meanUs).toFixed(3)}`,
+    );
+  } finally {
+    for (const k of knexes) await k.destroy();
+    await database.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

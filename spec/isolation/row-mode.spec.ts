@@ -696,6 +696,18 @@ describe('withTenancy() row mode', () => {
       expect(rows.every((r: { tenant_id: string }) => r.tenant_id === 'acme')).to.equal(true);
     });
 
+    it('destroy() releases only what the TenantKnex created and leaves the base Knex open', async () => {
+      const own = withTenancy(knex, { tenantTables: ['documents'] });
+      expect(await acme(() => own('documents'))).to.have.length(3);
+      let called = false;
+      await own.destroy(() => {
+        called = true;
+      });
+      expect(called).to.equal(true);
+      expect(await knex('documents').count({ n: '*' })).to.deep.equal([{ n: '6' }]);
+      expect(await acme(() => db('documents'))).to.have.length(3);
+    });
+
     it('rejects bad options at start-up', () => {
       expect(() => withTenancy(knex, { tenantColumn: 'x;drop' })).to.throw(TypeError);
       expect(() => withTenancy(knex, { tenantTables: ['a b'] })).to.throw(TypeError);

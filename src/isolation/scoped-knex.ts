@@ -238,8 +238,12 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
       return rls.checkout(() => super.acquireConnection(), scope);
     }
 
+    // The TenantKnex owns no pool in row and schema mode: it borrows the base
+    // Knex's. destroy() releases only what it created (nothing to close), so
+    // the user's own base Knex stays open until they destroy it themselves.
     override destroy(callback?: unknown): Promise<void> {
-      return baseClient.destroy(callback);
+      if (typeof callback === 'function') (callback as () => void)();
+      return Promise.resolve();
     }
   }
 

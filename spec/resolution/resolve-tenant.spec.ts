@@ -1,9 +1,10 @@
 import { expect } from 'chai';
-import type { Express, Request } from 'express';
+import express, { type Express, type Request } from 'express';
 import { setTimeout as sleep } from 'node:timers/promises';
 import request from 'supertest';
 import { Lifecycle, injectable, scoped } from 'tsyringe';
 import {
+  CachedTenantStore,
   TenancyConfigError,
   TenantForbiddenError,
   loadTenancyConfig,
@@ -12,7 +13,15 @@ import {
   type TenantResolutionStrategy,
   type TenantUser,
 } from '../../src/index';
-import { HS_SECRET, createApp, echo, hsToken, testTenants } from '../support/create-app';
+import {
+  CountingTenantStore,
+  HS_SECRET,
+  createApp,
+  echo,
+  hsToken,
+  jsonErrors,
+  testTenants,
+} from '../support/create-app';
 
 const jwt = { algorithms: ['HS256'], secret: HS_SECRET };
 const chain = { strategies: ['jwt_claim' as const, 'header' as const], jwt };
@@ -108,6 +117,46 @@ describe('resolveTenant()', () => {
       };
       const { app } = createApp({ strategies: [refusing] });
       expect((await request(app).get('/').expect(403)).body.code).to.equal('TENANT_FORBIDDEN');
+    });
+  });
+
+  describe('warm and async paths', () => {
+    it('passes a rejection of an async custom strategy to the error handler', async () => {
+      const refusing: TenantResolutionStrategy = {
+        name: 'refusing-async',
+        resolve: async () => {
+          await sleep(1);
+          throw new TenantForbiddenError('Cannot access anything. Go away.');
+        },
+      };
+      const { app } = createApp({ strategies: ['header', refusing] });
+      const res = await request(app).get('/').set('X-Tenant-ID', 'acme').expect(403);
+      expect(res.body.code).to.equal('TENANT_FORBIDDEN');
+    });
+
+    it('serves warm requests from a CachedTenantStore without store calls, and refuses cached suspended or unknown tenants', async () => {
+      const inner = new CountingTenantStore(testTenants());
+      const cached = new CachedTenantStore(inner);
+      // Built by hand: createApp() would wrap the cache in a counter and hide its synchronous peek().
+      const app = express();
+      app.use(resolveTenant({ store: cached, strategies: ['header'] }));
+      app.use(echo);
+      app.use(jsonErrors);
+      await request(app).get('/').set('X-Tenant-ID', 'acme').expect(200);
+      await request(app).get('/').set('X-Tenant-ID', 'initech').expect(403);
+      await request(app).get('/').set('X-Tenant-ID', 'nobody').expect(404);
+      const before = inner.findByIdCalls;
+      for (let i = 0; i < 5; i += 1) {
+        const ok = await request(app).get('/').set('X-Tenant-ID', 'acme').expect(200);
+        expect(ok.body).to.include({ tenant: 'acme', source: 'header' });
+        expect(
+          (await request(app).get('/').set('X-Tenant-ID', 'initech').expect(403)).body.code,
+        ).to.equal('TENANT_SUSPENDED');
+        expect(
+          (await request(app).get('/').set('X-Tenant-ID', 'nobody').expect(404)).body.code,
+        ).to.equal('TENANT_NOT_FOUND');
+      }
+      expect(inner.findByIdCalls).to.equal(before);
     });
   });
 

@@ -126,6 +126,21 @@ describe('CachedTenantStore', () => {
     expect(Object.isFrozen(record?.config)).to.equal(true);
   });
 
+  it('peek() answers warm lookups synchronously: record, null for a known-unknown id, undefined when not cached', async () => {
+    const { inner, cached, advance } = setup({ ttlMs: 100, negativeTtlMs: 50 });
+    expect(cached.peek('acme')).to.equal(undefined);
+    await cached.findById('acme');
+    await cached.findById('nobody');
+    expect(cached.peek('acme')?.id).to.equal('acme');
+    expect(cached.peek('nobody')).to.equal(null);
+    expect(inner.findByIdCalls).to.equal(2);
+    advance(50);
+    expect(cached.peek('nobody')).to.equal(undefined);
+    advance(50);
+    expect(cached.peek('acme')).to.equal(undefined);
+    expect(inner.findByIdCalls).to.equal(2);
+  });
+
   it('refuses bad options at construction', () => {
     const inner = new InMemoryTenantStore();
     expect(() => new CachedTenantStore(inner, { ttlMs: -1 })).to.throw(TypeError, /ttlMs=-1/);

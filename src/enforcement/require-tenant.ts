@@ -18,7 +18,9 @@ export interface RequireTenantOptions {
   /**
    * Membership check re-run for an authenticated user when the tenant came
    * from a client-influenced source. Pass the same check you gave
-   * `resolveTenant()`. Default: `claimMembership({ claim, tenantsClaim })`.
+   * `resolveTenant()`: the default is deliberately independent of it (defence
+   * in depth), so a too-loose resolver check cannot admit a non-member here.
+   * Default: `claimMembership({ claim, tenantsClaim })`.
    */
   readonly isMember?: TenantMembershipCheck;
   /** Token claim holding the user's tenant id, for the default check. Default: `tid`. */
@@ -59,11 +61,7 @@ export function requireTenant(options: RequireTenantOptions = {}): RequestHandle
     );
   }
 
-  return async function requireTenantMiddleware(
-    req: Request,
-    _res: Response,
-    next: NextFunction,
-  ): Promise<void> {
+  return function requireTenantMiddleware(req: Request, _res: Response, next: NextFunction): void {
     try {
       const tenant = req.tenant;
       // A context from another scope (a stale req.tenant) does not count: fail closed.
@@ -71,10 +69,14 @@ export function requireTenant(options: RequireTenantOptions = {}): RequestHandle
       const user = req.tenantUser;
       if (user === undefined) {
         if (requireUser) throw new AuthenticationRequiredError();
-      } else if (!tenant.trusted && !(await isMember(user, tenant.id, req))) {
-        throw new TenantForbiddenError(
-          `Cannot access tenant "${tenant.id}" because the user is not a member of it.`,
-        );
+      } else if (!tenant.trusted) {
+        const member = isMember(user, tenant.id, req);
+        if (typeof member === 'object' && member !== null && typeof member.then === 'function') {
+          // Only a literal true admits: a check that answers anything else fails closed.
+          member.then((ok) => (ok === true ? next() : next(forbidden(tenant.id))), next);
+          return;
+        }
+        if (member !== true) throw forbidden(tenant.id);
       }
     } catch (error) {
       next(error);
@@ -82,4 +84,10 @@ export function requireTenant(options: RequireTenantOptions = {}): RequestHandle
     }
     next();
   };
+}
+
+function forbidden(tenantId: string): TenantForbiddenError {
+  return new TenantForbiddenError(
+    `Cannot access tenant "${tenantId}" because the user is not a member of it.`,
+  );
 }

@@ -12,6 +12,7 @@ import { createTenantContainer } from '../context/tenant-container';
 import { TenantContext, type TenantUser } from '../context/tenant-context';
 import { assertValidTenantId } from '../context/tenant-id';
 import { claimMembership, type TenantMembershipCheck } from '../context/tenant-membership';
+import type { TenantRecord } from '../context/tenant-record';
 import { runWithTenant } from '../context/tenant-scope';
 import {
   TenancyConfigError,
@@ -24,13 +25,14 @@ import {
   TenantUnavailableError,
 } from '../errors';
 import { silentLogger, type TenancyLogger } from '../logger';
+import { CachedTenantStore } from '../store/cached-tenant-store';
 import type { TenantStore } from '../store/tenant-store';
 import { HeaderStrategy } from './header-strategy';
 import { JwtClaimStrategy, type JwtClaimStrategyOptions } from './jwt-claim-strategy';
 import { PathStrategy, type PathStrategyOptions } from './path-strategy';
 import { SubdomainStrategy } from './subdomain-strategy';
 import './tenant-request';
-import type { TenantResolutionStrategy } from './tenant-resolution-strategy';
+import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolution-strategy';
 
 /** Options of {@link resolveTenant}. Explicit options win over `config`. */
 export interface ResolveTenantOptions {
@@ -79,6 +81,30 @@ export interface ResolveTenantOptions {
   readonly container?: DependencyContainer;
   /** Receives debug/warn logs (resolutions refused, dispose failures). Default: silent. */
   readonly logger?: TenancyLogger;
+}
+
+type Maybe<T> = T | Promise<T>;
+
+function isThenable<T>(value: Maybe<T>): value is Promise<T> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+function andThen<T, U>(value: Maybe<T>, fn: (value: T) => Maybe<U>): Maybe<U> {
+  return isThenable(value) ? value.then(fn) : fn(value);
+}
+
+interface Identified {
+  readonly named: Named[];
+  readonly user: TenantUser | undefined;
+}
+
+interface Decision {
+  readonly named: readonly Named[];
+  readonly context: TenantContext;
 }
 
 interface Named {
@@ -223,15 +249,20 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   const required = options.required ?? config?.required ?? false;
   const parent = options.container ?? rootContainer;
   const logger = options.logger ?? silentLogger;
+  // A CachedTenantStore answers warm lookups synchronously.
+  const peek = store instanceof CachedTenantStore ? (id: string) => store.peek(id) : undefined;
 
-  async function identify(req: Request): Promise<{ named: Named[]; user: TenantUser | undefined }> {
+  // Everything below runs per request. Each step returns a plain value when it
+  // can (sync strategies, a warm CachedTenantStore, a sync membership check) and
+  // a promise only when it must, so a warm request creates no promise at all.
+
+  function identify(req: Request): Maybe<Identified> {
     const named: Named[] = [];
     let user: TenantUser | undefined;
-    for (const strategy of strategies) {
-      const found = await strategy.resolve(req);
-      if (found === undefined) continue;
+    const collect = (strategy: TenantResolutionStrategy, found: TenantResolution | undefined) => {
+      if (found === undefined) return;
       if (found.user !== undefined) user ??= found.user;
-      if (found.tenantId === undefined) continue;
+      if (found.tenantId === undefined) return;
       // Validated here, before any other strategy's id is compared or the store is asked.
       const id = assertValidTenantId(found.tenantId, `${strategy.name} source`);
       named.push({
@@ -240,22 +271,28 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
         trusted: found.trusted === true,
         ...(found.accept ? { accept: found.accept } : {}),
       });
-    }
-    if (user === undefined && getUser !== undefined) user = await getUser(req);
-    return { named, user };
+    };
+    const step = (index: number): Maybe<Identified> => {
+      for (let i = index; i < strategies.length; i += 1) {
+        const strategy = strategies[i] as TenantResolutionStrategy;
+        const found = strategy.resolve(req);
+        if (isThenable(found)) {
+          return found.then((value) => {
+            collect(strategy, value);
+            return step(i + 1);
+          });
+        }
+        collect(strategy, found);
+      }
+      if (user === undefined && getUser !== undefined) {
+        return andThen(getUser(req), (u) => ({ named, user: u }));
+      }
+      return { named, user };
+    };
+    return step(0);
   }
 
-  async function lookup(id: string) {
-    let record;
-    try {
-      record = await store.findById(id);
-    } catch (cause) {
-      if (cause instanceof TenancyError) throw cause;
-      throw new TenantUnavailableError(
-        'Cannot look up the tenant because the tenant store failed. Retry later.',
-        { cause },
-      );
-    }
+  function checkRecord(id: string, record: TenantRecord | undefined): TenantRecord {
     if (record === undefined || record.status === 'deleted') {
       throw new TenantNotFoundError(`Cannot find tenant "${id}". Check the tenant id.`);
     }
@@ -267,70 +304,114 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     return record;
   }
 
-  return async function resolveTenantMiddleware(
-    req: Request,
-    res: Response,
-    next: NextFunction,
-  ): Promise<void> {
-    let context: TenantContext;
-    let named: Named[];
+  function storeFailed(cause: unknown): never {
+    if (cause instanceof TenancyError) throw cause;
+    throw new TenantUnavailableError(
+      'Cannot look up the tenant because the tenant store failed. Retry later.',
+      { cause },
+    );
+  }
+
+  function lookup(id: string): Maybe<TenantRecord> {
+    const cached = peek?.(id);
+    if (cached !== undefined) return checkRecord(id, cached ?? undefined);
+    let pending: Promise<TenantRecord | undefined>;
     try {
-      const found = await identify(req);
-      named = found.named;
-      if (found.user !== undefined) req.tenantUser = found.user;
-      const first = named[0];
-      if (first === undefined) {
-        if (required) throw new TenantRequiredError();
-        next();
-        return;
-      }
-      const other = named.find((n) => n.id !== first.id);
-      if (other !== undefined) {
-        throw new TenantConflictError(
-          `Cannot pick a tenant because ${first.source} names "${first.id}" and ${other.source} names "${other.id}". Send one tenant.`,
-        );
-      }
-      const chosen = named.find((n) => n.trusted) ?? first;
-      const user = found.user;
-      if (user !== undefined && !chosen.trusted && !(await isMember(user, first.id, req))) {
-        throw new TenantForbiddenError(
-          `Cannot access tenant "${first.id}" because the user is not a member of it.`,
-        );
-      }
-      const tenant = await lookup(first.id);
-      context = new TenantContext({
+      pending = store.findById(id);
+    } catch (cause) {
+      storeFailed(cause);
+    }
+    return pending.then((record) => checkRecord(id, record), storeFailed);
+  }
+
+  function decide(req: Request, found: Identified): Maybe<Decision | undefined> {
+    const { named, user } = found;
+    if (user !== undefined) req.tenantUser = user;
+    const first = named[0];
+    if (first === undefined) {
+      if (required) throw new TenantRequiredError();
+      return undefined;
+    }
+    const other = named.find((n) => n.id !== first.id);
+    if (other !== undefined) {
+      throw new TenantConflictError(
+        `Cannot pick a tenant because ${first.source} names "${first.id}" and ${other.source} names "${other.id}". Send one tenant.`,
+      );
+    }
+    const chosen = named.find((n) => n.trusted) ?? first;
+    const build = (tenant: TenantRecord): Decision => ({
+      named,
+      context: new TenantContext({
         tenant,
         source: chosen.source,
         trusted: chosen.trusted,
         ...(user !== undefined ? { user } : {}),
-      });
-    } catch (error) {
-      if (error instanceof TenancyError) {
-        logger.debug('tenant resolution refused', {
-          code: error.code,
-          status: error.status,
-          path: req.path,
-        });
+      }),
+    });
+    if (user === undefined || chosen.trusted) return andThen(lookup(first.id), build);
+    return andThen(isMember(user, first.id, req), (member) => {
+      // Only a literal true admits: a check that answers anything else fails closed.
+      if (member !== true) {
+        throw new TenantForbiddenError(
+          `Cannot access tenant "${first.id}" because the user is not a member of it.`,
+        );
       }
-      next(error);
+      return andThen(lookup(first.id), build);
+    });
+  }
+
+  function refuse(req: Request, next: NextFunction, error: unknown): void {
+    if (error instanceof TenancyError) {
+      logger.debug('tenant resolution refused', {
+        code: error.code,
+        status: error.status,
+        path: req.path,
+      });
+    }
+    next(error);
+  }
+
+  function enter(
+    req: Request,
+    res: Response,
+    next: NextFunction,
+    decision: Decision | undefined,
+  ): void {
+    if (decision === undefined) {
+      next();
       return;
     }
+    const { context, named } = decision;
     for (const n of named) n.accept?.(req);
     const child = createTenantContainer(context, parent);
     req.tenant = context;
     req.container = child;
-    let disposed = false;
-    const dispose = (): void => {
-      if (disposed) return;
-      disposed = true;
+    // 'close' fires once per response, after 'finish' or on an aborted connection.
+    res.once('close', () => {
       Promise.resolve()
         .then(() => child.dispose())
         .catch((error: unknown) =>
           logger.warn('tenant container dispose failed', { tenantId: context.toString(), error }),
         );
-    };
-    res.once('finish', dispose);
-    res.once('close', dispose);
+    });
     runWithTenant(context, () => next());
+  }
+
+  return function resolveTenantMiddleware(req: Request, res: Response, next: NextFunction): void {
+    let outcome: Maybe<Decision | undefined>;
+    try {
+      outcome = andThen(identify(req), (found) => decide(req, found));
+    } catch (error) {
+      refuse(req, next, error);
+      return;
+    }
+    if (isThenable(outcome)) {
+      outcome.then(
+        (decision) => enter(req, res, next, decision),
+        (error: unknown) => refuse(req, next, error),
+      );
+    } else {
+      enter(req, res, next, outcome);
+    }
   };
 }

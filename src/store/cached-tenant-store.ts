@@ -126,18 +126,34 @@ export class CachedTenantStore implements TenantStore {
     this.#hits = this.#misses = this.#coalesced = this.#storeCalls = this.#evictions = 0;
   }
 
-  async findById(id: string): Promise<TenantRecord | undefined> {
+  /**
+   * The cached answer for `id` without waiting: the record, `null` when the
+   * id is cached as unknown, or `undefined` when it is not cached (or
+   * expired). A hit counts in `stats.hits`. `resolveTenant()` uses it to
+   * serve a warm request without a single promise.
+   *
+   * @example
+   * ```ts
+   * const cached = store.peek('acme'); // TenantRecord | null | undefined
+   * ```
+   */
+  peek(id: string): TenantRecord | null | undefined {
     const entry = this.#entries.get(id);
-    if (entry !== undefined) {
-      if (entry.expiresAt > this.#now()) {
-        // Re-insert to mark as most recently used (Map keeps insertion order).
-        this.#entries.delete(id);
-        this.#entries.set(id, entry);
-        this.#hits += 1;
-        return entry.record;
-      }
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= this.#now()) {
       this.#entries.delete(id);
+      return undefined;
     }
+    // Re-insert to mark as most recently used (Map keeps insertion order).
+    this.#entries.delete(id);
+    this.#entries.set(id, entry);
+    this.#hits += 1;
+    return entry.record ?? null;
+  }
+
+  async findById(id: string): Promise<TenantRecord | undefined> {
+    const cached = this.peek(id);
+    if (cached !== undefined) return cached ?? undefined;
     this.#misses += 1;
     const running = this.#inflight.get(id);
     if (running !== undefined) {

@@ -14,6 +14,7 @@ import {
   TenantUnavailableError,
   onTenancyAudit,
   withTenancy,
+  type DatabaseTenantKnex,
   type TenancyAuditEvent,
   type TenantRecord,
 } from '../../../src/index';
@@ -138,6 +139,26 @@ describe('createDatabaseTenantKnex() (database isolation mode)', function () {
       stop();
       await db.destroy();
     }
+  });
+
+  it('destroy() closes every tenant pool it opened and leaves the base knex the user passed in open', async () => {
+    const own = createTestKnex({ pool: { min: 0, max: 2 } });
+    const db = withTenancy(own, { mode: 'database' }) as DatabaseTenantKnex;
+    await Promise.all(dbs.map((r) => runWithTenant(r, () => db.raw('select 1'))));
+    expect(await openConnections(`r${run}-`)).to.equal(dbs.length);
+    await db.destroy();
+    expect(await openConnections(`r${run}-`)).to.equal(0);
+    expect(db.tenantPools.stats()).to.include({ pools: 0, connections: 0 });
+    const error = await runWithTenant(dbs[0]!, async () => db.raw('select 1')).catch(
+      (e: unknown) => e,
+    );
+    expect(error).to.include({ code: 'TENANT_UNAVAILABLE', status: 503 });
+    // The base knex keeps working, and destroying it stays the caller's job.
+    const { rows } = (await own.raw('select current_database() as d')) as { rows: { d: string }[] };
+    expect(rows[0]?.d).to.equal(testServer().databaseName);
+    expect(db.unscoped({ reason: 'spec: after destroy' })).to.equal(own);
+    await db.destroy();
+    await own.destroy();
   });
 
   it('is not thenable, so awaiting the instance itself sends nothing', async () => {

@@ -58,8 +58,10 @@ export interface ResolvedTenantDatabase {
 
 /** A snapshot of the manager, for health endpoints and tests. */
 export interface TenantPoolStats {
-  /** Open tenant pools. */
+  /** Open tenant pools: the ones handed out plus the ones draining before they close. */
   readonly pools: number;
+  /** Open pools no longer handed out (over `maxPools`, or closed by `closeTenant()`), waiting for their borrowers. */
+  readonly draining: number;
   /** Connections open or opening (budget slots taken). */
   readonly connections: number;
   /** The highest `connections` ever observed. */
@@ -71,21 +73,29 @@ export interface TenantPoolStats {
 }
 
 interface PoolEntry {
-  /** Unique per pool (a tenant may briefly have an old pool reviving and a new one). */
+  /** Unique per pool (a tenant may briefly have a draining pool and a new one). */
   readonly seq: number;
   /** The tenant + placement fingerprint. */
   readonly key: string;
   readonly tenantId: string;
-  knex: Knex;
+  readonly knex: Knex;
   lastUsed: number;
+  /** Acquisitions in progress: waiting for a pooled connection or a budget slot. */
+  pending: number;
+  /** Connections handed to a query or transaction and not released yet. */
+  borrowed: number;
+  /** Never hand this pool out again (tenant closed or moved, shutdown). */
+  invalidated: boolean;
   closing: Promise<void> | undefined;
   abort: AbortController;
+  /** Called once the pool has closed (closeTenant() waits for a drain). */
+  onClosed: (() => void)[];
 }
 
 interface TarnPool {
-  numUsed(): number;
-  numPendingAcquires(): number;
-  numPendingCreates(): number;
+  numFree(): number;
+  idleTimeoutMillis: number;
+  check(): void;
 }
 
 const RELEASED = Symbol('tenantry.budgetReleased');
@@ -120,10 +130,19 @@ function unavailable(tenantId: string, error: unknown): TenancyError {
 }
 
 /**
- * Owns one lazily created Knex pool per tenant database, under an LRU cap
- * (`maxPools`), a GLOBAL connection budget shared by every pool, and idle
- * eviction. A tenant whose database is down or missing fails with 503
- * `TENANT_UNAVAILABLE` without affecting any other tenant.
+ * Owns one lazily created Knex pool per tenant database, under a GLOBAL
+ * connection budget shared by every pool (never exceeded), a soft cap on
+ * open pools (`maxPools`), and idle eviction. A tenant whose database is
+ * down or missing fails with 503 `TENANT_UNAVAILABLE` without affecting any
+ * other tenant.
+ *
+ * A pool is never destroyed while a query waits for or holds one of its
+ * connections: over `maxPools`, the least recently used pool is *retired*
+ * (no longer handed out) and closes once its borrowers are done, so
+ * `maxPools` can be exceeded by pools that are draining. When the budget is
+ * full, idle pools are closed and idle connections of busy pools are closed
+ * to give their slots to the queue of waiting connections (first come,
+ * first served); a wait longer than `acquireTimeoutMillis` fails with 503.
  *
  * @example
  * ```ts
@@ -143,16 +162,21 @@ export class TenantPoolManager {
   readonly #credentials: CredentialsResolver;
   readonly #logger: TenancyLogger;
   readonly #budget: ConnectionBudget;
-  // A Map iterates in insertion order: re-inserting on use makes it an LRU.
-  readonly #pools = new Map<number, PoolEntry>();
-  // The pool new builders of a placement use.
+  // The pools handed out to new builders. A Map iterates in insertion order:
+  // re-inserting on use makes it an LRU.
+  readonly #listed = new Map<number, PoolEntry>();
+  // The pool of a placement that may still be handed out (listed, or retired
+  // by the cap but not closed yet, so a tenant that comes back reuses it).
   readonly #byKey = new Map<string, PoolEntry>();
-  #seq = 0;
-  readonly #closing = new Set<Promise<void>>();
-  // Every pool ever opened, so shutdown also closes one revived after eviction.
+  // Every pool that is open, closing, or listed: what shutdown must close.
   readonly #live = new Set<PoolEntry>();
+  readonly #closing = new Set<Promise<void>>();
+  #seq = 0;
+  // Connections being closed whose budget slot is about to come back.
+  #releasing = 0;
   readonly #sweeper: NodeJS.Timeout;
   #destroyed = false;
+  #destroying: Promise<void> | undefined;
 
   constructor(options: DatabaseIsolationOptions = {}) {
     const budget = options.connectionBudget ?? 50;
@@ -203,13 +227,10 @@ export class TenantPoolManager {
     this.#budget = new ConnectionBudget({
       max: this.#options.connectionBudget,
       acquireTimeoutMillis: this.#options.acquireTimeoutMillis,
-      onPressure: () => this.#evictIdle(0, Math.max(1, this.#budget.waiting)),
+      onPressure: () => this.#relievePressure(),
     });
     this.#sweeper = setInterval(
-      () => {
-        this.#evictIdle(this.#options.poolIdleMillis, Infinity);
-        this.#enforceCap();
-      },
+      () => this.#closeIdlePools(),
       Math.max(50, Math.min(5_000, Math.floor(this.#options.poolIdleMillis / 2))),
     );
     this.#sweeper.unref();
@@ -248,26 +269,34 @@ export class TenantPoolManager {
       placement.passwordRef ?? null,
     ]);
     let entry = this.#byKey.get(key);
-    if (entry) {
-      this.#pools.delete(entry.seq);
-    } else {
+    if (!entry) {
       // A tenant that moved (new placement) must not keep its old pool open.
-      for (const other of [...this.#pools.values()]) {
-        if (other.tenantId === tenant.id) void this.#evict(other, 'placement changed');
+      for (const other of [...this.#live]) {
+        if (other.tenantId === tenant.id && other.key !== key) {
+          this.#invalidate(other, 'placement changed');
+        }
       }
       entry = this.#createPool(key, tenant, placement);
       this.#byKey.set(key, entry);
+      this.#live.add(entry);
     }
-    entry.lastUsed = Date.now();
-    this.#pools.set(entry.seq, entry);
+    this.#list(entry);
     this.#enforceCap();
     return entry.knex;
   }
 
   /** Counters for health checks and tests. */
   stats(): TenantPoolStats {
+    let pools = 0;
+    let draining = 0;
+    for (const entry of this.#live) {
+      if (entry.closing !== undefined || poolOf(entry) === undefined) continue;
+      pools += 1;
+      if (!this.#listed.has(entry.seq)) draining += 1;
+    }
     return {
-      pools: this.#pools.size,
+      pools,
+      draining,
       connections: this.#budget.used,
       peakConnections: this.#budget.peak,
       budget: this.#budget.max,
@@ -275,25 +304,45 @@ export class TenantPoolManager {
     };
   }
 
-  /** Closes the pool of one tenant (e.g. after it was suspended or moved). */
+  /**
+   * Closes the pools of one tenant (e.g. after it was suspended or moved):
+   * they are no longer handed out, and the returned promise settles once the
+   * queries already running on them are done and the pools are closed.
+   */
   async closeTenant(tenantId: string): Promise<void> {
-    const closing: Promise<void>[] = [];
-    for (const entry of [...this.#pools.values()]) {
-      if (entry.tenantId === tenantId) closing.push(this.#evict(entry, 'closed'));
+    const closed: Promise<void>[] = [];
+    for (const entry of [...this.#live]) {
+      if (entry.tenantId !== tenantId) continue;
+      closed.push(this.#whenClosed(entry));
+      this.#invalidate(entry, 'closed');
     }
-    await Promise.all(closing);
+    await Promise.all(closed);
   }
 
-  /** Closes every pool and waits for in-flight queries; the manager is unusable afterwards. */
-  async destroy(): Promise<void> {
-    if (this.#destroyed) return;
+  /**
+   * Closes every pool this manager opened, waiting for in-flight queries;
+   * queries still waiting for a connection fail with `TENANT_UNAVAILABLE`.
+   * The manager is unusable afterwards. Calling it again returns the same
+   * promise.
+   */
+  destroy(): Promise<void> {
+    this.#destroying ??= this.#shutdown();
+    return this.#destroying;
+  }
+
+  async #shutdown(): Promise<void> {
     this.#destroyed = true;
     clearInterval(this.#sweeper);
     this.#budget.close();
-    for (const entry of this.#live) void this.#evict(entry, 'shutdown');
-    this.#pools.clear();
+    this.#listed.clear();
     this.#byKey.clear();
-    await Promise.all([...this.#closing]);
+    for (const entry of [...this.#live]) {
+      entry.invalidated = true;
+      if (entry.closing === undefined && poolOf(entry) !== undefined)
+        this.#close(entry, 'shutdown');
+    }
+    // A pool revived by a late builder while others closed is closed too.
+    while (this.#closing.size > 0) await Promise.all([...this.#closing]);
   }
 
   #createPool(key: string, tenant: TenantRecord, placement: ResolvedTenantDatabase): PoolEntry {
@@ -336,18 +385,24 @@ export class TenantPoolManager {
       key,
       tenantId: tenant.id,
       knex,
-      lastUsed: 0,
+      lastUsed: Date.now(),
+      pending: 0,
+      borrowed: 0,
+      invalidated: false,
       closing: undefined,
       abort: new AbortController(),
+      onClosed: [],
     };
     this.#instrument(entry);
-    this.#live.add(entry);
     return entry;
   }
 
-  // Knex has no hook around opening/closing a physical connection, so the
-  // client instance's methods are wrapped: a budget slot is taken before a
-  // connection is opened and given back exactly once when it is closed.
+  // Knex has no hook around opening/closing a physical connection or lending
+  // one out, so the client instance's methods are wrapped: a budget slot is
+  // taken before a connection is opened and given back exactly once when it
+  // is closed, and the manager counts the acquisitions and loans of each
+  // pool itself (tarn's own counters briefly show neither while it
+  // validates a connection, which is how evictions used to abort queries).
   #instrument(entry: PoolEntry): void {
     const { knex, tenantId } = entry;
     type Conn = { [RELEASED]?: boolean };
@@ -355,15 +410,18 @@ export class TenantPoolManager {
       acquireRawConnection(): Promise<Conn>;
       destroyRawConnection(c: Conn): Promise<void>;
       acquireConnection(): Promise<unknown>;
+      releaseConnection(c: unknown): Promise<void>;
       initializePool(): void;
       pool?: unknown;
       _query(connection: unknown, obj: unknown): Promise<unknown>;
     };
     const budget = this.#budget;
     const logger = this.#logger;
+    const timeout = this.#options.acquireTimeoutMillis;
     const openRaw = client.acquireRawConnection.bind(client);
     const closeRaw = client.destroyRawConnection.bind(client);
     const acquire = client.acquireConnection.bind(client);
+    const release = client.releaseConnection.bind(client);
     const query = client._query.bind(client);
     client.acquireRawConnection = async () => {
       await budget.acquire(entry.abort.signal);
@@ -379,38 +437,66 @@ export class TenantPoolManager {
       }
     };
     client.destroyRawConnection = async (connection) => {
+      if (connection[RELEASED]) return closeRaw(connection);
+      connection[RELEASED] = true;
+      this.#releasing += 1;
       try {
         await closeRaw(connection);
       } finally {
-        if (!connection[RELEASED]) {
-          connection[RELEASED] = true;
-          budget.release();
-        }
+        // Given back only once the connection is closed, so the server never
+        // sees more than the budget.
+        this.#releasing -= 1;
+        budget.release();
       }
     };
     client.acquireConnection = async () => {
-      // A builder created just before its pool was evicted (LRU cap or
-      // budget pressure) still runs: the pool is reopened and re-listed.
-      while (entry.closing !== undefined || client.pool === undefined) {
-        if (entry.closing !== undefined) {
-          await entry.closing;
-          continue;
-        }
-        if (this.#destroyed) throw unavailable(tenantId, new Error('pool manager shut down'));
-        entry.abort = new AbortController();
-        client.initializePool();
-      }
-      if (!this.#pools.has(entry.seq)) this.#pools.set(entry.seq, entry);
-      entry.lastUsed = Date.now();
-      // acquire() registers its pending request synchronously, so the cap is
-      // enforced only after this pool counts as busy and cannot be picked.
-      const pending = acquire();
-      this.#enforceCap();
+      // Counted first, so no eviction can pick this pool from here on.
+      entry.pending += 1;
       try {
-        return await pending;
+        // A builder handed out before its pool closed (idle, budget pressure,
+        // cap) still runs: the pool is reopened for it.
+        while (entry.closing !== undefined || client.pool === undefined) {
+          if (entry.closing !== undefined) {
+            await entry.closing;
+            continue;
+          }
+          if (this.#destroyed) throw unavailable(tenantId, new Error('pool manager shut down'));
+          entry.abort = new AbortController();
+          client.initializePool();
+          this.#revived(entry);
+        }
+        entry.lastUsed = Date.now();
+        const connection = await acquire();
+        entry.borrowed += 1;
+        return connection;
       } catch (error) {
-        // A pool timeout means this tenant cannot be served now: 503, not a 500.
+        if ((error as { name?: unknown }).name === 'KnexTimeoutError') {
+          throw new TenantUnavailableError(
+            `Cannot get a database connection for tenant "${tenantId}" because its pool and the ` +
+              `connection budget stayed busy for ${timeout} ms. Retry later.`,
+            { cause: error },
+          );
+        }
+        if (this.#destroyed && !(error instanceof TenancyError)) {
+          throw new TenantUnavailableError(
+            `Cannot reach the database of tenant "${tenantId}" because the pool manager is shut down.`,
+            { cause: error },
+          );
+        }
+        // Any other failure to get a connection means this tenant cannot be served now: 503.
         throw unavailable(tenantId, error);
+      } finally {
+        entry.pending -= 1;
+        this.#closeIfDrained(entry);
+      }
+    };
+    client.releaseConnection = async (connection) => {
+      try {
+        await release(connection);
+      } finally {
+        entry.borrowed -= 1;
+        entry.lastUsed = Date.now();
+        this.#closeIfDrained(entry);
       }
     };
     client._query = async (connection, obj) => {
@@ -422,35 +508,119 @@ export class TenantPoolManager {
     };
   }
 
-  // Pools with queries in flight are never closed, so the cap can be
-  // exceeded briefly under load; it is restored as soon as pools go idle.
+  #list(entry: PoolEntry): void {
+    this.#listed.delete(entry.seq);
+    this.#listed.set(entry.seq, entry);
+    entry.lastUsed = Date.now();
+  }
+
+  // A pool reopened for a late builder is handed out again unless its
+  // placement has a newer pool or it was closed on purpose.
+  #revived(entry: PoolEntry): void {
+    this.#live.add(entry);
+    if (entry.invalidated || this.#byKey.has(entry.key)) return;
+    this.#byKey.set(entry.key, entry);
+    this.#list(entry);
+    this.#enforceCap();
+  }
+
+  // maxPools is a soft cap: the least recently used pools stop being handed
+  // out at once, but each closes only when no query waits for or holds one
+  // of its connections.
   #enforceCap(): void {
-    if (this.#pools.size > this.#options.maxPools) {
-      this.#evictIdle(0, this.#pools.size - this.#options.maxPools);
+    for (const entry of this.#listed.values()) {
+      if (this.#listed.size <= this.#options.maxPools) return;
+      this.#listed.delete(entry.seq);
+      this.#closeIfDrained(entry, 'pool cap');
     }
   }
 
-  #evictIdle(idleForMillis: number, limit: number): void {
-    const now = Date.now();
-    let evicted = 0;
-    for (const entry of this.#pools.values()) {
-      if (evicted >= limit) break;
-      const pool = (entry.knex.client as { pool?: TarnPool }).pool;
-      // Pending creates do not count: one may be waiting for a budget slot
-      // for a query that already ran on another connection; eviction aborts it.
-      const busy = pool !== undefined && (pool.numUsed() > 0 || pool.numPendingAcquires() > 0);
-      if (!busy && now - entry.lastUsed >= idleForMillis) {
-        void this.#evict(entry, idleForMillis === 0 ? 'budget or pool cap' : 'idle');
-        evicted += 1;
-      }
-    }
-  }
-
-  #evict(entry: PoolEntry, reason: string): Promise<void> {
-    this.#pools.delete(entry.seq);
+  #invalidate(entry: PoolEntry, reason: string): void {
+    entry.invalidated = true;
+    this.#listed.delete(entry.seq);
     if (this.#byKey.get(entry.key) === entry) this.#byKey.delete(entry.key);
-    if (entry.closing) return entry.closing;
+    this.#closeIfDrained(entry, reason);
+  }
+
+  #isBusy(entry: PoolEntry): boolean {
+    return entry.pending > 0 || entry.borrowed > 0;
+  }
+
+  #closeIfDrained(entry: PoolEntry, reason = 'drained'): void {
+    if (
+      !this.#listed.has(entry.seq) &&
+      !this.#isBusy(entry) &&
+      entry.closing === undefined &&
+      poolOf(entry) !== undefined
+    ) {
+      this.#close(entry, reason);
+    }
+  }
+
+  // The sweeper: listed pools unused for poolIdleMillis are closed; unlisted
+  // idle pools are closed whatever their age (a safety net).
+  #closeIdlePools(): void {
+    const now = Date.now();
+    for (const entry of [...this.#live]) {
+      if (this.#isBusy(entry) || entry.closing !== undefined) continue;
+      if (this.#listed.has(entry.seq)) {
+        if (now - entry.lastUsed < this.#options.poolIdleMillis) continue;
+        this.#listed.delete(entry.seq);
+      }
+      if (poolOf(entry) !== undefined) this.#close(entry, 'idle');
+      else if (!this.#listed.has(entry.seq)) this.#forget(entry);
+    }
+  }
+
+  // Someone waits for a budget slot: free as many slots as there are
+  // waiters (minus connections already closing), first by closing idle pools
+  // (unlisted ones, then least recently used), then by closing the idle
+  // connections of busy pools. The freed slots go to the waiters in order.
+  #relievePressure(): void {
+    let needed = this.#budget.waiting - this.#releasing;
+    if (needed <= 0) return;
+    const candidates = [
+      ...[...this.#live].filter((entry) => !this.#listed.has(entry.seq)),
+      ...this.#listed.values(),
+    ];
+    for (const entry of candidates) {
+      if (needed <= 0) return;
+      const pool = poolOf(entry);
+      if (this.#isBusy(entry) || entry.closing !== undefined || pool === undefined) continue;
+      const free = pool.numFree();
+      if (free === 0) continue;
+      needed -= free;
+      this.#listed.delete(entry.seq);
+      this.#close(entry, 'budget pressure');
+    }
+    for (const entry of candidates) {
+      if (needed <= 0) return;
+      const pool = poolOf(entry);
+      if (entry.closing !== undefined || pool === undefined) continue;
+      const free = pool.numFree();
+      if (free === 0) continue;
+      needed -= free;
+      closeFreeConnections(pool);
+    }
+  }
+
+  #whenClosed(entry: PoolEntry): Promise<void> {
+    if (poolOf(entry) === undefined && entry.closing === undefined) return Promise.resolve();
+    return new Promise((resolve) => entry.onClosed.push(resolve));
+  }
+
+  #forget(entry: PoolEntry): void {
+    this.#live.delete(entry);
+    if (this.#byKey.get(entry.key) === entry) this.#byKey.delete(entry.key);
+    for (const resolve of entry.onClosed.splice(0)) resolve();
+  }
+
+  #close(entry: PoolEntry, reason: string): void {
+    // A closing pool is never handed out: the tenant's next builder gets a new one.
+    if (this.#byKey.get(entry.key) === entry) this.#byKey.delete(entry.key);
     this.#logger.debug('closing tenant pool', { tenantId: entry.tenantId, reason });
+    // Only connection attempts nobody waits for are left (their acquisitions
+    // were served by other connections): stop them waiting for the budget.
     entry.abort.abort();
     const closing: Promise<void> = entry.knex
       .destroy()
@@ -460,9 +630,25 @@ export class TenantPoolManager {
       .finally(() => {
         this.#closing.delete(closing);
         entry.closing = undefined;
+        if (poolOf(entry) === undefined && !this.#listed.has(entry.seq)) this.#forget(entry);
       });
     entry.closing = closing;
     this.#closing.add(closing);
-    return closing;
+  }
+}
+
+function poolOf(entry: PoolEntry): TarnPool | undefined {
+  return (entry.knex.client as { pool?: TarnPool }).pool;
+}
+
+// tarn has no call to close idle connections now; its reaper (check())
+// closes those idle longer than idleTimeoutMillis, so it runs once with 0.
+function closeFreeConnections(pool: TarnPool): void {
+  const idleTimeout = pool.idleTimeoutMillis;
+  pool.idleTimeoutMillis = 0;
+  try {
+    pool.check();
+  } finally {
+    pool.idleTimeoutMillis = idleTimeout;
   }
 }

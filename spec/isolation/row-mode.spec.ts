@@ -94,6 +94,33 @@ describe('withTenancy() row mode', () => {
       for (const r of rows) expect([r.dt, r.ct]).to.deep.equal(['acme', 'acme']);
     });
 
+    it('scopes the { alias: table } object form for from and joins', async () => {
+      const q = () =>
+        db({ d: 'documents' })
+          .join({ c: 'comments' }, 'c.document_id', 'd.id')
+          .leftJoin({ k: 'comments' }, 'k.id', 'd.id')
+          .select('d.tenant_id as dt', 'c.tenant_id as ct', 'k.tenant_id as kt');
+      expect(inAcme(() => q().toSQL().sql)).to.equal(
+        'select "d"."tenant_id" as "dt", "c"."tenant_id" as "ct", "k"."tenant_id" as "kt" from "documents" as "d" ' +
+          'inner join "comments" as "c" on "c"."document_id" = "d"."id" ' +
+          'left join "comments" as "k" on "k"."id" = "d"."id" and "k"."tenant_id" = ? ' +
+          'where "d"."tenant_id" = ? and "c"."tenant_id" = ?',
+      );
+      const rows = await acme(q);
+      expect(rows).to.have.length(3);
+      for (const r of rows) expect([r.dt, r.ct, r.kt]).to.deep.equal(['acme', 'acme', 'acme']);
+      const updated = await acme(() =>
+        db({ d: 'documents' }).where('d.id', 1).update({ views: 9 }),
+      );
+      expect(updated).to.equal(1);
+      expect(await knex('documents').where({ views: 9 }).pluck('tenant_id')).to.deep.equal([
+        'acme',
+      ]);
+      await expectCode(db({ d: 'documents' }).select('*'), 'TENANT_SCOPE_REQUIRED');
+      await acme(() => expectCode(db({ d: 'documents', e: 'comments' }), 'UNSAFE_QUERY'));
+      await acme(() => expectCode(db({ d: 'secrets' }), 'UNSAFE_QUERY'));
+    });
+
     it('puts the predicate in ON for a left join, keeping unmatched rows', async () => {
       const q = () =>
         db('documents')
@@ -272,6 +299,33 @@ describe('withTenancy() row mode', () => {
           .returning('tenant_id'),
       );
       expect(many).to.deep.equal([{ tenant_id: 'acme' }, { tenant_id: 'acme' }]);
+      expect(await snapshot(knex, 'globex')).to.equal(before);
+    });
+
+    it('stamps every chunk of batchInsert and refuses foreign ids and a missing tenant', async () => {
+      const before = await snapshot(knex, 'globex');
+      const rows = Array.from({ length: 5 }, (_, i) => ({
+        id: 80 + i,
+        document_id: 1,
+        body: `b${i}`,
+      }));
+      await acme(() => db.batchInsert('comments', rows, 2));
+      expect(
+        await knex('comments').where('id', '>=', 80).orderBy('id').pluck('tenant_id'),
+      ).to.deep.equal(['acme', 'acme', 'acme', 'acme', 'acme']);
+      const foreign = [
+        { id: 90, document_id: 1, body: 'ok' },
+        { id: 91, document_id: 1, body: 'x', tenant_id: 'globex' },
+      ];
+      await acme(() => expectCode(db.batchInsert('comments', foreign, 1), 'UNSAFE_QUERY'));
+      // batchInsert runs in one transaction: the first chunk was rolled back with the refused one.
+      expect(await knex('comments').where('id', 90).count({ n: '*' })).to.deep.equal([{ n: '0' }]);
+      await expectCode(db.batchInsert('comments', rows, 2), 'TENANT_SCOPE_REQUIRED');
+      // Started inside the scope and awaited after it: still acme's.
+      await runWithTenant('acme', () =>
+        db.batchInsert('comments', [{ id: 95, document_id: 1, body: 'lazy' }], 1),
+      );
+      expect(await knex('comments').where('id', 95).pluck('tenant_id')).to.deep.equal(['acme']);
       expect(await snapshot(knex, 'globex')).to.equal(before);
     });
 

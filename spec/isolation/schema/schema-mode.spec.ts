@@ -77,6 +77,22 @@ describe('withTenancy() schema mode', () => {
     );
   });
 
+  it('rewrites the { alias: table } object form to the tenant schema', async () => {
+    const q = () =>
+      db({ d: 'documents' })
+        .join({ c: 'comments' }, 'c.document_id', 'd.id')
+        .select('d.home', 'c.home as ch');
+    expect(runWithTenant('globex', () => q().toSQL().sql)).to.equal(
+      'select "d"."home", "c"."home" as "ch" from "tenant_globex"."documents" as "d" ' +
+        'inner join "tenant_globex"."comments" as "c" on "c"."document_id" = "d"."id"',
+    );
+    const rows = await runWithTenant('globex', async () => await q());
+    expect(rows).to.have.length(3);
+    expect(rows.flatMap((r: { home: string; ch: string }) => [r.home, r.ch])).to.deep.equal(
+      Array(6).fill('tenant_globex'),
+    );
+  });
+
   it('reads only the tenant schema through joins, subqueries, CTEs and unions, on one pooled connection', async () => {
     for (const [tenant, schema] of [
       ['acme', 'tenant_acme'],

@@ -18,7 +18,8 @@ export type DatabaseTenantKnexOptions = WithTenancyOptions;
 /**
  * A Knex whose every builder, raw statement, schema call and transaction
  * runs in the current tenant's own database. `tenantPools` exposes the pool
- * manager (stats, `closeTenant()`); `destroy()` closes every tenant pool.
+ * manager (stats, `closeTenant()`); `destroy()` closes every tenant pool
+ * this instance opened and never the base Knex passed in (close it yourself).
  */
 export type DatabaseTenantKnex = TenantKnex & {
   /** The pool manager behind this instance. */

@@ -25,7 +25,12 @@ export interface DatabaseIsolationOptions {
    * budget). Default: `50`.
    */
   readonly connectionBudget?: number;
-  /** Most tenant pools kept open (least recently used are closed first). Default: `100`. */
+  /**
+   * Most tenant pools handed out (a soft cap): past it the least recently
+   * used pool stops being handed out and closes once no query waits for or
+   * holds its connections, so more pools can be open while those drain.
+   * Default: `100`.
+   */
   readonly maxPools?: number;
   /** Most connections of one tenant's pool. Default: `min(5, connectionBudget)`. */
   readonly maxConnectionsPerTenant?: number;
@@ -33,7 +38,10 @@ export interface DatabaseIsolationOptions {
   readonly poolIdleMillis?: number;
   /** An idle connection inside a pool is closed after this long. Default: `10000` ms. */
   readonly connectionIdleMillis?: number;
-  /** How long a query may wait for a connection (pool or budget). Default: `10000` ms. */
+  /**
+   * How long a query may wait for a connection (its pool or a budget slot)
+   * before it fails with 503 `TENANT_UNAVAILABLE`. Default: `10000` ms.
+   */
   readonly acquireTimeoutMillis?: number;
   /** TCP connect timeout to a tenant server. Default: `5000` ms. */
   readonly connectTimeoutMillis?: number;

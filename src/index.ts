@@ -171,7 +171,10 @@ export { requireTenant } from './enforcement/require-tenant';
 export type { RequireTenantOptions } from './enforcement/require-tenant';
 export { TenantScoped } from './enforcement/tenant-scoped';
 export { tenancyErrorHandler } from './enforcement/tenancy-error-handler';
-export type { TenancyErrorHandlerOptions, TenancyProblem } from './enforcement/tenancy-error-handler';
+export type {
+  TenancyErrorHandlerOptions,
+  TenancyProblem,
+} from './enforcement/tenancy-error-handler';
 export { AuthenticationRequiredError } from './errors';
 // end of HTTP half
 

@@ -3,9 +3,30 @@ import type { Knex } from 'knex';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TenantPoolManager, type TenantRecord } from '../../../src/index';
-import { adminQuery, createScratchDatabase, createTestKnex } from '../../support/test-database';
+
+type PoolOptions = NonNullable<ConstructorParameters<typeof TenantPoolManager>[0]>;
+import {
+  adminQuery,
+  createScratchDatabase,
+  createTestKnex,
+  testServer,
+} from '../../support/test-database';
 
 const run = randomBytes(3).toString('hex');
+
+/** A pool manager on the test server (embedded or TENANTRY_TEST_DATABASE_URL), not the default 127.0.0.1:5432. */
+function newPools(options: PoolOptions = {}): TenantPoolManager {
+  const url = new URL(testServer().databaseUrl);
+  return new TenantPoolManager({
+    defaults: {
+      host: url.hostname,
+      port: Number(url.port || 5432),
+      user: decodeURIComponent(url.username || 'postgres'),
+      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+    },
+    ...options,
+  });
+}
 
 function tenant(id: string, database: string): TenantRecord {
   return { id, name: id, status: 'active', isolation: { database: { database } }, config: {} };
@@ -66,7 +87,7 @@ describe('TenantPoolManager (database mode pools under a connection budget)', fu
   ];
 
   it('keeps a pool retired over maxPools open until its transaction commits, then closes it', async () => {
-    const pools = new TenantPoolManager({ maxPools: 1, connectionBudget: 4 });
+    const pools = newPools({ maxPools: 1, connectionBudget: 4 });
     try {
       const held = holdConnection(pools.knexFor(a()));
       await held.started;
@@ -83,7 +104,7 @@ describe('TenantPoolManager (database mode pools under a connection budget)', fu
   });
 
   it('runs a builder created before its pool was closed (the pool reopens for it)', async () => {
-    const pools = new TenantPoolManager({ maxPools: 1 });
+    const pools = newPools({ maxPools: 1 });
     try {
       const early = pools.knexFor(a()).raw('select current_database() as d');
       await pools.knexFor(b()).raw('select 1');
@@ -96,7 +117,7 @@ describe('TenantPoolManager (database mode pools under a connection budget)', fu
   });
 
   it('closes the idle connections of a busy pool to serve another tenant when the budget is full', async () => {
-    const pools = new TenantPoolManager({
+    const pools = newPools({
       connectionBudget: 2,
       maxConnectionsPerTenant: 2,
       connectionIdleMillis: 60_000,
@@ -122,7 +143,7 @@ describe('TenantPoolManager (database mode pools under a connection budget)', fu
   });
 
   it('answers 503 TENANT_UNAVAILABLE after acquireTimeoutMillis while every budget slot stays borrowed, then serves the tenant', async () => {
-    const pools = new TenantPoolManager({ connectionBudget: 1, acquireTimeoutMillis: 300 });
+    const pools = newPools({ connectionBudget: 1, acquireTimeoutMillis: 300 });
     try {
       const held = holdConnection(pools.knexFor(a()));
       await held.started;
@@ -147,7 +168,7 @@ describe('TenantPoolManager (database mode pools under a connection budget)', fu
   });
 
   it('gives free budget slots to waiting tenants first come, first served', async () => {
-    const pools = new TenantPoolManager({ connectionBudget: 1 });
+    const pools = newPools({ connectionBudget: 1 });
     try {
       const held = holdConnection(pools.knexFor(a()));
       await held.started;
@@ -171,7 +192,7 @@ describe('TenantPoolManager (database mode pools under a connection budget)', fu
   });
 
   it('closeTenant() stops handing the pool out and settles once its running transaction is done', async () => {
-    const pools = new TenantPoolManager();
+    const pools = newPools();
     try {
       const oldKnex = pools.knexFor(a());
       const held = holdConnection(oldKnex);
@@ -191,7 +212,7 @@ describe('TenantPoolManager (database mode pools under a connection budget)', fu
   });
 
   it('destroy() waits for running transactions, closes every pool, and refuses new work with TENANT_UNAVAILABLE', async () => {
-    const pools = new TenantPoolManager();
+    const pools = newPools();
     const held = holdConnection(pools.knexFor(a()));
     await held.started;
     await pools.knexFor(b()).raw('select 1');

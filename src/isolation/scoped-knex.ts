@@ -231,11 +231,13 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
       return super.schemaBuilder();
     }
 
-    override async acquireConnection(): Promise<unknown> {
+    override acquireConnection(): Promise<unknown> {
+      // The hot path (no RLS, start-up checks done) adds no promise hop per statement.
+      if (ready && !rls) return super.acquireConnection();
       const scope = connectionScope();
-      await ensureReady();
-      if (!rls) return super.acquireConnection();
-      return rls.checkout(() => super.acquireConnection(), scope);
+      return ensureReady().then(() =>
+        rls ? rls.checkout(() => super.acquireConnection(), scope) : super.acquireConnection(),
+      );
     }
 
     // The TenantKnex owns no pool in row and schema mode: it borrows the base

@@ -104,6 +104,15 @@ interface LedgerRow {
 
 const ROW_MODE_LEDGER_ID = '*';
 
+/** The one pseudo-tenant of row mode, whose tenant tables are shared: migrations run once, for all. */
+const ROW_MODE_TENANT: TenantRecord = Object.freeze({
+  id: ROW_MODE_LEDGER_ID,
+  name: 'all tenants',
+  status: 'active',
+  isolation: {},
+  config: {},
+});
+
 async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>) {
   let next = 0;
   const workers = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
@@ -208,15 +217,7 @@ export class FleetMigrator {
     let tenants: TenantRecord[];
     if (this.#placement.mode === 'row') {
       // Row mode: the tenant tables are shared, so the migrations run once.
-      tenants = [
-        {
-          id: ROW_MODE_LEDGER_ID,
-          name: 'all tenants',
-          status: 'active',
-          isolation: {},
-          config: {},
-        },
-      ];
+      tenants = [ROW_MODE_TENANT];
     } else if (options.tenant !== undefined) {
       const id = assertValidTenantId(options.tenant, '--tenant option');
       const one = await this.#store.findById(id);
@@ -287,15 +288,7 @@ export class FleetMigrator {
     const ledger = await this.#ledgerRows();
     let tenants: TenantRecord[];
     if (this.#placement.mode === 'row') {
-      tenants = [
-        {
-          id: ROW_MODE_LEDGER_ID,
-          name: 'all tenants',
-          status: 'active',
-          isolation: {},
-          config: {},
-        },
-      ];
+      tenants = [ROW_MODE_TENANT];
     } else if (options.tenant !== undefined) {
       const one = await this.#store.findById(
         assertValidTenantId(options.tenant, '--tenant option'),

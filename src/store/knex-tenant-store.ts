@@ -128,12 +128,7 @@ export class KnexTenantStore implements TenantStore {
 
   async update(id: string, patch: TenantPatch): Promise<TenantRecord> {
     assertValidTenantId(id, 'tenant store update');
-    const changes: Record<string, unknown> = { updated_at: this.#knex.fn.now() };
-    if (patch.name !== undefined) changes.name = patch.name;
-    if (patch.status !== undefined) changes.status = assertStatus(patch.status);
-    if (patch.statusReason !== undefined) changes.status_reason = patch.statusReason;
-    if (patch.isolation !== undefined) changes.isolation = JSON.stringify(patch.isolation);
-    if (patch.config !== undefined) changes.config = JSON.stringify(patch.config);
+    const changes = this.#columns(patch);
     const rows = (await this.#knex(this.#table)
       .where({ id })
       .update(changes)
@@ -162,18 +157,24 @@ export class KnexTenantStore implements TenantStore {
     patch: TenantPatch,
   ): Promise<TenantRecord | undefined> {
     assertValidTenantId(id, 'tenant store update');
-    const changes: Record<string, unknown> = { updated_at: this.#knex.fn.now() };
-    if (patch.name !== undefined) changes.name = patch.name;
-    if (patch.status !== undefined) changes.status = assertStatus(patch.status);
-    if (patch.statusReason !== undefined) changes.status_reason = patch.statusReason;
-    if (patch.isolation !== undefined) changes.isolation = JSON.stringify(patch.isolation);
-    if (patch.config !== undefined) changes.config = JSON.stringify(patch.config);
+    const changes = this.#columns(patch);
     const rows = (await this.#knex(this.#table)
       .where({ id })
       .whereIn('status', from.map(assertStatus))
       .update(changes)
       .returning('*')) as TenantRow[];
     return rows[0] ? toRecord(rows[0]) : undefined;
+  }
+
+  /** The columns a patch changes, validated, with `updated_at` stamped by the server. */
+  #columns(patch: TenantPatch): Record<string, unknown> {
+    const changes: Record<string, unknown> = { updated_at: this.#knex.fn.now() };
+    if (patch.name !== undefined) changes.name = patch.name;
+    if (patch.status !== undefined) changes.status = assertStatus(patch.status);
+    if (patch.statusReason !== undefined) changes.status_reason = patch.statusReason;
+    if (patch.isolation !== undefined) changes.isolation = JSON.stringify(patch.isolation);
+    if (patch.config !== undefined) changes.config = JSON.stringify(patch.config);
+    return changes;
   }
 
   async remove(id: string): Promise<boolean> {

@@ -97,6 +97,17 @@ function andThen<T, U>(value: Maybe<T>, fn: (value: T) => Maybe<U>): Maybe<U> {
   return isThenable(value) ? value.then(fn) : fn(value);
 }
 
+/**
+ * Whether a request container created anything to dispose. tsyringe keeps
+ * those in `disposables`; `dispose()` is async and costs several promises per
+ * request (expensive while AsyncLocalStorage hooks are on), so an empty set is
+ * skipped. Any other shape (another tsyringe version) is always disposed.
+ */
+function holdsDisposables(child: DependencyContainer): boolean {
+  const internal = (child as unknown as { disposables?: unknown }).disposables;
+  return !(internal instanceof Set) || internal.size > 0;
+}
+
 interface Identified {
   readonly named: Named[];
   readonly user: TenantUser | undefined;
@@ -388,11 +399,14 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     req.container = child;
     // 'close' fires once per response, after 'finish' or on an aborted connection.
     res.once('close', () => {
-      Promise.resolve()
-        .then(() => child.dispose())
-        .catch((error: unknown) =>
-          logger.warn('tenant container dispose failed', { tenantId: context.toString(), error }),
-        );
+      if (!holdsDisposables(child)) return;
+      const failed = (error: unknown) =>
+        logger.warn('tenant container dispose failed', { tenantId: context.toString(), error });
+      try {
+        Promise.resolve(child.dispose()).catch(failed);
+      } catch (error) {
+        failed(error);
+      }
     });
     runWithTenant(context, () => next());
   }

@@ -9,6 +9,11 @@ import {
 import { adminQuery, createTestKnex, testServer } from '../../support/test-database';
 import { createRowFixture, seedRows } from '../support/row-fixture';
 
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i += 1) await new Promise((r) => setTimeout(r, 5));
+  if (!check()) throw new Error('Timed out waiting for the held transaction');
+}
+
 async function code(promise: PromiseLike<unknown>): Promise<string | undefined> {
   try {
     await promise;
@@ -153,6 +158,53 @@ describe('RLS backstop', () => {
     )) as { rows: Array<{ v: string }> };
     expect(after.rows[0]?.v).to.equal('');
     await base.destroy();
+  });
+
+  it('prefers a free connection that already carries the tenant (no set_config round trip), and still sets the right one', async () => {
+    const db = withTenancy(app(2), { tenantTables: ['documents', 'comments'], rls: true });
+    await db.tenancy.ready();
+    const pid = async (k: Knex | Knex.Transaction) =>
+      (
+        (await k.raw('select pg_backend_pid() as pid, current_setting(?, true) as t', [
+          'app.tenant_id',
+        ])) as {
+          rows: { pid: number; t: string | null }[];
+        }
+      ).rows[0] as { pid: number; t: string | null };
+    // Two connections: A carries acme, B carries globex; A is released first, so B is
+    // on top of the pool's free list and a plain LIFO checkout would take it.
+    let releaseA!: () => void;
+    const holdA = new Promise<void>((resolve) => (releaseA = resolve));
+    let acmeConn!: { pid: number; t: string | null };
+    const a = runWithTenant('acme', () =>
+      db.transaction(async (trx) => {
+        acmeConn = await pid(trx);
+        await holdA;
+      }),
+    );
+    await Promise.race([until(() => acmeConn !== undefined), a]);
+    let globexConn!: { pid: number; t: string | null };
+    let releaseB!: () => void;
+    const holdB = new Promise<void>((resolve) => (releaseB = resolve));
+    const b = runWithTenant('globex', () =>
+      db.transaction(async (trx) => {
+        globexConn = await pid(trx);
+        await holdB;
+      }),
+    );
+    await Promise.race([until(() => globexConn !== undefined), b]);
+    expect(acmeConn.pid).to.not.equal(globexConn.pid);
+    releaseA();
+    await a;
+    releaseB();
+    await b;
+    const again = await runWithTenant('acme', async () => await pid(db));
+    expect(again).to.deep.equal({ pid: acmeConn.pid, t: 'acme' });
+    const other = await runWithTenant('globex', async () => await pid(db));
+    expect(other).to.deep.equal({ pid: globexConn.pid, t: 'globex' });
+    // A third tenant gets a connection set to itself, whatever it carried before.
+    const third = await runWithTenant('initech', async () => await pid(db));
+    expect(third.t).to.equal('initech');
   });
 
   it('leaves no tenant on a pooled connection (pool size 1), even after an error mid-transaction', async () => {

@@ -105,6 +105,33 @@ function guardPool(pool: PoolLike): PoolGuard {
 }
 
 /**
+ * Tenant affinity: when this checkout is next in line, moves a free
+ * connection that already carries `desired` to where tarn takes the next one
+ * from (the end of its free list), so the `set_config` round trip is skipped
+ * for tenants with a warm connection. Only a preference: every checkout still
+ * checks and sets the value itself, so this can never hand a connection a
+ * wrong tenant. Reads tarn's internal arrays and does nothing if their shape
+ * is not the expected one.
+ */
+function preferCarrying(pool: PoolLike, guard: PoolGuard, setting: string, desired: string): void {
+  const { free, pendingAcquires } = pool as { free?: unknown; pendingAcquires?: unknown };
+  if (!Array.isArray(free) || !Array.isArray(pendingAcquires) || pendingAcquires.length > 0) return;
+  const carries = (entry: unknown): boolean => {
+    const resource = (entry as { resource?: unknown } | undefined)?.resource;
+    if (typeof resource !== 'object' || resource === null) return false;
+    return (guard.carried.get(resource)?.get(setting) ?? '') === desired;
+  };
+  const last = free.length - 1;
+  if (last < 1 || carries(free[last])) return;
+  for (let i = last - 1; i >= 0; i -= 1) {
+    if (carries(free[i])) {
+      [free[i], free[last]] = [free[last], free[i]];
+      return;
+    }
+  }
+}
+
+/**
  * Start-up safety check: RLS does not apply to superusers and BYPASSRLS
  * roles, and (without FORCE) to table owners. Returns the problems found.
  */
@@ -161,6 +188,8 @@ export async function createRlsSession(
       const pool = (base.client as { pool?: PoolLike }).pool;
       if (pool === undefined) return acquire(); // knex throws its own "Unable to acquire"
       const guard = guardPool(pool);
+      const desired = scope.kind === 'tenant' ? scope.id : '';
+      preferCarrying(pool, guard, setting, desired);
       let pending: Promise<unknown>;
       // knex's acquireConnection() calls pool.acquire() synchronously, so the
       // claim is consumed by exactly this checkout.
@@ -171,7 +200,6 @@ export async function createRlsSession(
         guard.claimed = false;
       }
       const connection = await pending;
-      const desired = scope.kind === 'tenant' ? scope.id : '';
       const map = guard.carried.get(connection as object);
       try {
         for (const [name, value] of map ?? []) {

@@ -8,19 +8,11 @@ import {
 } from '../../../src/isolation/rls/row-level-security';
 import { adminQuery, createTestKnex, testServer } from '../../support/test-database';
 import { createRowFixture, seedRows } from '../support/row-fixture';
+import { code } from '../support/error-code';
 
 async function until(check: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !check(); i += 1) await new Promise((r) => setTimeout(r, 5));
   if (!check()) throw new Error('Timed out waiting for the held transaction');
-}
-
-async function code(promise: PromiseLike<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (error) {
-    return (error as { code?: string }).code ?? String(error);
-  }
 }
 
 describe('RLS backstop', () => {

@@ -3,15 +3,7 @@ import type { Knex } from 'knex';
 import { runWithTenant, withTenancy, type TenantKnex } from '../../../src/index';
 import { createScratchDatabase, createTestKnex } from '../../support/test-database';
 import { readStream, streamError } from '../support/streams';
-
-async function code(promise: PromiseLike<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-    return undefined;
-  } catch (error) {
-    return (error as { code?: string }).code ?? String(error);
-  }
-}
+import { code } from '../support/error-code';
 
 // Every row carries the schema it lives in, so a result proves where it came from.
 async function createTenantSchema(knex: Knex, schema: string, withComments = true): Promise<void> {

@@ -3,6 +3,7 @@ import type { Knex } from 'knex';
 import { emitTenancyAudit } from '../context/audit';
 import { UnsafeQueryError } from '../errors';
 import { silentLogger } from '../logger';
+import type { KnexPgStatement } from './rls/pipelined-setting';
 import { createRlsSession, type RlsSession } from './rls/rls-session';
 import { DEFAULT_SCHEMA_PREFIX, tenantSchemaName } from './schema/tenant-schema-name';
 import {
@@ -38,6 +39,8 @@ interface KnexClientLike extends EventEmitter {
   runner(builder: unknown): unknown;
   schemaBuilder(): unknown;
   acquireConnection(): Promise<unknown>;
+  _query(connection: unknown, statement: KnexPgStatement): Promise<unknown>;
+  _stream(connection: unknown, statement: KnexPgStatement, ...rest: unknown[]): Promise<unknown>;
   releaseConnection(connection: unknown): Promise<unknown>;
   destroy(callback?: unknown): Promise<void>;
 }
@@ -238,6 +241,21 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
       return ensureReady().then(() =>
         rls ? rls.checkout(() => super.acquireConnection(), scope) : super.acquireConnection(),
       );
+    }
+
+    // With RLS, a checkout's tenant setting travels with its first statement.
+    override _query(connection: unknown, statement: KnexPgStatement): Promise<unknown> {
+      if (rls === undefined) return super._query(connection, statement);
+      return rls.query(connection, statement, () => super._query(connection, statement));
+    }
+
+    override _stream(
+      connection: unknown,
+      statement: KnexPgStatement,
+      ...rest: unknown[]
+    ): Promise<unknown> {
+      if (rls === undefined) return super._stream(connection, statement, ...rest);
+      return rls.settle(connection).then(() => super._stream(connection, statement, ...rest));
     }
 
     // The TenantKnex owns no pool in row and schema mode: it borrows the base

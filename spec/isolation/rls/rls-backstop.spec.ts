@@ -199,6 +199,103 @@ describe('RLS backstop', () => {
     expect(third.t).to.equal('initech');
   });
 
+  it('sends a switched tenant with the first statement: one round trip, not two', async () => {
+    const base = app(1);
+    const db = withTenancy(base, { tenantTables: ['documents', 'comments'], rls: true });
+    await db.tenancy.ready();
+    // The pool's one connection: count what is submitted on it (each submission is one round trip).
+    const connection = (await base.client.acquireConnection()) as {
+      query: (...args: unknown[]) => unknown;
+    };
+    await base.client.releaseConnection(connection);
+    const original = connection.query;
+    let submitted = 0;
+    connection.query = function counting(this: unknown, ...args: unknown[]) {
+      submitted += 1;
+      return original.apply(this, args);
+    };
+    try {
+      for (const tenant of ['acme', 'globex', 'acme', 'initech']) {
+        submitted = 0;
+        const rows = await runWithTenant(tenant, async () =>
+          db('documents').where('id', '>', 0).select('tenant_id'),
+        );
+        expect(submitted, tenant).to.equal(1);
+        expect(new Set(rows.map((r: { tenant_id: string }) => r.tenant_id))).to.deep.equal(
+          new Set(tenant === 'initech' ? [] : [tenant]),
+        );
+      }
+    } finally {
+      connection.query = original;
+      await base.destroy();
+    }
+  });
+
+  it('keeps every path of a pool-size-1 connection on the right tenant: raw, stream, commit, rollback, errors', async () => {
+    const base = app(1);
+    const db = withTenancy(base, {
+      tenantTables: ['documents', 'comments'],
+      rls: true,
+      allowRaw: true,
+    });
+    await db.tenancy.ready();
+    const seen = async (k: Knex | Knex.Transaction): Promise<string> =>
+      (
+        (await k.raw('select coalesce(current_setting(?, true), ?) as t', [
+          'app.tenant_id',
+          '',
+        ])) as { rows: Array<{ t: string }> }
+      ).rows[0]?.t ?? 'missing';
+    const tenants = async (k: Knex | Knex.Transaction): Promise<string[]> =>
+      (
+        (await k.raw('select distinct tenant_id from documents order by 1')) as {
+          rows: Array<{ tenant_id: string }>;
+        }
+      ).rows.map((r) => r.tenant_id);
+    // Raw SQL with no bindings cannot be pipelined: the value goes first, in its own round trip.
+    expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
+    // A stream after a switch.
+    const streamed = await runWithTenant('globex', async () => {
+      const out: string[] = [];
+      for await (const row of db('documents').select('tenant_id').stream()) {
+        out.push((row as { tenant_id: string }).tenant_id);
+      }
+      return out;
+    });
+    expect(streamed).to.deep.equal(['globex', 'globex', 'globex']);
+    // A committed transaction opened right after a switch (BEGIN carries the value).
+    expect(
+      await runWithTenant('acme', () =>
+        db.transaction(async (trx) => [await seen(trx), ...(await tenants(trx))]),
+      ),
+    ).to.deep.equal(['acme', 'acme']);
+    expect(await runWithTenant('acme', () => seen(db))).to.equal('acme');
+    // A rolled-back transaction after a switch: the value set in it is rolled back too,
+    // and the next statement of any tenant still runs under its own.
+    const rolledBack = await runWithTenant('globex', () =>
+      db.transaction(async (trx) => {
+        expect(await seen(trx)).to.equal('globex');
+        throw new Error('roll back');
+      }),
+    ).catch((e: Error) => e.message);
+    expect(rolledBack).to.equal('roll back');
+    expect(await runWithTenant('globex', () => seen(db))).to.equal('globex');
+    expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
+    // A statement that fails after a switch aborts its setting with it.
+    const failed = await runWithTenant('globex', () =>
+      db.raw('select 1 / (? - 1) as x', [1]),
+    ).catch((e: { code?: string }) => e.code);
+    expect(failed).to.equal('22012');
+    expect(await runWithTenant('globex', () => seen(db))).to.equal('globex');
+    expect(await runWithTenant('globex', () => tenants(db))).to.deep.equal(['globex']);
+    // After a tenant, a system scope and the base Knex see no tenant at all.
+    expect(await runAsSystem('spec', () => seen(db))).to.equal('');
+    await runWithTenant('acme', () => seen(db));
+    expect(await seen(base)).to.equal('');
+    expect(await tenants(base)).to.deep.equal([]);
+    await base.destroy();
+  });
+
   it('leaves no tenant on a pooled connection (pool size 1), even after an error mid-transaction', async () => {
     const base = app(1);
     const db = withTenancy(base, { tenantTables: ['documents', 'comments'], rls: true });

@@ -2,15 +2,33 @@ import type { Knex } from 'knex';
 import { TenancyConfigError } from '../../errors';
 import type { TenancyLogger } from '../../logger';
 import type { CapturedScope } from '../scope-capture';
+import { sendWithSetting, type KnexPgStatement, type PipelineOutcome } from './pipelined-setting';
 import { DEFAULT_RLS_SETTING, assertRlsSetting } from './row-level-security';
 
-/** Sets the tenant setting on pooled connections (RLS backstop). */
+/**
+ * Sets the tenant setting on pooled connections (RLS backstop). A checkout
+ * binds the connection to the scope's tenant; the value itself travels with
+ * the first statement sent on it (same round trip) when that can be done
+ * safely, else in a `set_config` round trip just before it. Either way no
+ * statement of a tenantry checkout runs before its tenant is set.
+ */
 export interface RlsSession {
   /**
    * Checks a connection out through `acquire` (the client's own checkout)
    * and binds it to the scope's tenant (or to none) before handing it over.
    */
   checkout(acquire: () => Promise<unknown>, scope: CapturedScope): Promise<unknown>;
+  /**
+   * Sends a statement on a connection from {@link checkout}: `send` is the
+   * client's own `_query`, used as is once the connection carries its tenant.
+   */
+  query(
+    connection: unknown,
+    statement: KnexPgStatement,
+    send: () => Promise<unknown>,
+  ): Promise<unknown>;
+  /** Sets any value still owed to the connection, in its own round trip (streams). */
+  settle(connection: unknown): Promise<void>;
 }
 
 /** Options of {@link createRlsSession}. */
@@ -33,12 +51,42 @@ interface PoolLike {
 
 /**
  * Per shared pool: which tenantry settings each connection carries (only
- * non-empty values are recorded) and whether the pool.acquire() now being
+ * non-empty values are recorded; {@link UNKNOWN} when a pipelined statement
+ * left it in doubt), the value a tenantry checkout still owes a connection
+ * (sent with its first statement), and whether the pool.acquire() now being
  * called is a tenantry checkout (which sets the value itself).
  */
 interface PoolGuard {
   claimed: boolean;
   readonly carried: WeakMap<object, Map<string, string>>;
+  readonly owed: WeakMap<object, Owed>;
+  /** Set inside a transaction block: carried once that block commits. */
+  readonly tentative: WeakMap<object, Owed>;
+}
+
+/** A setting value a connection is to carry. */
+interface Owed {
+  readonly setting: string;
+  readonly value: string;
+}
+
+/**
+ * Recorded when the setting may or may not have taken (the statement it was
+ * pipelined with failed, or left a transaction block open that may yet roll
+ * back). Never equal to a tenant id or '', so the next checkout sets it again
+ * and any other borrower gets it cleared.
+ */
+const UNKNOWN = '\u0000unknown';
+
+function record(guard: PoolGuard, connection: unknown, setting: string, value: string): void {
+  const key = connection as object;
+  let map = guard.carried.get(key);
+  if (map === undefined) {
+    map = new Map();
+    guard.carried.set(key, map);
+  }
+  if (value === '') map.delete(setting);
+  else map.set(setting, value);
 }
 
 const guards = new WeakMap<object, PoolGuard>();
@@ -49,18 +97,13 @@ async function setValue(
   setting: string,
   value: string,
 ): Promise<void> {
-  const key = connection as object;
-  let map = guard.carried.get(key);
-  if (map === undefined) {
-    map = new Map();
-    guard.carried.set(key, map);
-  }
+  // Recorded as in doubt first: if the round trip fails, the connection is discarded anyway.
+  record(guard, connection, setting, UNKNOWN);
   await (connection as PgConnection).query({
     text: 'select set_config($1, $2, false)',
     values: [setting, value],
   });
-  if (value === '') map.delete(setting);
-  else map.set(setting, value);
+  record(guard, connection, setting, value);
 }
 
 // A connection whose setting could not be (re)set is never reused: knex's pool
@@ -80,7 +123,12 @@ function discard(pool: PoolLike, connection: unknown, error: unknown): never {
 function guardPool(pool: PoolLike): PoolGuard {
   const existing = guards.get(pool);
   if (existing !== undefined) return existing;
-  const guard: PoolGuard = { claimed: false, carried: new WeakMap() };
+  const guard: PoolGuard = {
+    claimed: false,
+    carried: new WeakMap(),
+    owed: new WeakMap(),
+    tentative: new WeakMap(),
+  };
   const original = pool.acquire;
   pool.acquire = function guardedAcquire(this: PoolLike) {
     const pending = original.call(this);
@@ -89,6 +137,8 @@ function guardPool(pool: PoolLike): PoolGuard {
       return pending;
     }
     pending.promise = pending.promise.then(async (connection) => {
+      guard.owed.delete(connection as object);
+      guard.tentative.delete(connection as object);
       const map = guard.carried.get(connection as object);
       if (map === undefined || map.size === 0) return connection;
       try {
@@ -201,18 +251,98 @@ export async function createRlsSession(
       }
       const connection = await pending;
       const map = guard.carried.get(connection as object);
+      guard.owed.delete(connection as object);
+      guard.tentative.delete(connection as object);
       try {
         for (const [name, value] of map ?? []) {
           if (name !== setting && value !== '') await setValue(guard, connection, name, '');
         }
-        // Skip the round trip when the connection already carries this tenant (or none).
-        if ((map?.get(setting) ?? '') !== desired) {
-          await setValue(guard, connection, setting, desired);
-        }
       } catch (error) {
         discard(pool, connection, error);
       }
+      // Nothing to send when the connection already carries this tenant (or none);
+      // otherwise the value is owed and goes out with the first statement.
+      if ((map?.get(setting) ?? '') !== desired) {
+        guard.owed.set(connection as object, { setting, value: desired } satisfies Owed);
+      }
       return connection;
     },
+
+    query(connection, statement, send) {
+      const pool = (base.client as { pool?: PoolLike }).pool;
+      const guard = pool === undefined ? undefined : guards.get(pool);
+      if (guard === undefined) return send();
+      const owed = guard.owed.get(connection as object);
+      if (owed === undefined) {
+        const tentative = guard.tentative.get(connection as object);
+        return tentative === undefined ? send() : watchBlock(guard, connection, tentative, send);
+      }
+      guard.owed.delete(connection as object);
+      const settled = (outcome: PipelineOutcome): void => {
+        // Only a success outside a transaction block is sure to stay set; inside
+        // one (the statement was BEGIN) it stays only if the block commits.
+        const sure = outcome.ok && outcome.transactionStatus === 'I';
+        record(guard, connection, owed.setting, sure ? owed.value : UNKNOWN);
+        if (outcome.ok && outcome.transactionStatus === 'T') {
+          guard.tentative.set(connection as object, owed);
+        }
+      };
+      const pipelined = sendWithSetting(connection, owed.setting, owed.value, statement, settled);
+      if (pipelined !== undefined) return pipelined;
+      return owe(guard, connection, owed).then(send);
+    },
+
+    async settle(connection) {
+      const pool = (base.client as { pool?: PoolLike }).pool;
+      const guard = pool === undefined ? undefined : guards.get(pool);
+      const owed = guard?.owed.get(connection as object);
+      if (guard === undefined || owed === undefined) return;
+      guard.owed.delete(connection as object);
+      await owe(guard, connection, owed);
+    },
   };
+}
+
+/**
+ * A statement inside the transaction block a value was set in: once the
+ * block has ended, the value is carried if it ended in a COMMIT that
+ * committed (an aborted block answers COMMIT with ROLLBACK), else in doubt.
+ */
+function watchBlock(
+  guard: PoolGuard,
+  connection: unknown,
+  tentative: Owed,
+  send: () => Promise<unknown>,
+): Promise<unknown> {
+  const after = (committed: boolean): void => {
+    const status = (
+      connection as { getTransactionStatus?: () => string | null }
+    ).getTransactionStatus?.();
+    if (status === 'T' || status === 'E') return; // still inside the block
+    guard.tentative.delete(connection as object);
+    record(guard, connection, tentative.setting, committed ? tentative.value : UNKNOWN);
+  };
+  return send().then(
+    (result) => {
+      const command = (result as { response?: { command?: unknown } } | undefined)?.response
+        ?.command;
+      after(command === 'COMMIT');
+      return result;
+    },
+    (error: unknown) => {
+      after(false);
+      throw error;
+    },
+  );
+}
+
+// Pays an owed value in its own round trip. A connection that cannot take it
+// is flagged for knex's pool to destroy when the statement's caller releases it.
+async function owe(guard: PoolGuard, connection: unknown, owed: Owed): Promise<void> {
+  try {
+    await setValue(guard, connection, owed.setting, owed.value);
+  } catch (error) {
+    (connection as { __knex__disposed?: unknown }).__knex__disposed = error;
+    throw error;
+  }
 }

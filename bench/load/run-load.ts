@@ -40,6 +40,12 @@ export interface LoadOptions {
   readonly midway?: () => Promise<void>;
   /** While the midway hook runs, each worker pauses this long between requests. Default: 0. */
   readonly throttleDuringMidwayMs?: number;
+  /**
+   * Keeps sending past `requests` until this long after the midway hook
+   * finished, so recovery is observed over a fixed time, not whatever
+   * requests happened to be left. Default: 0.
+   */
+  readonly runAfterMidwayMs?: number;
   /** Whether 5xx answers are expected (faults): they are then counted, not violations. */
   readonly tolerateServerErrors?: boolean;
   /** tenantry's diagnostics from the demo app. Default: silent. */
@@ -381,9 +387,16 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
 
     const started = performance.now();
     loadStart = started;
+    const runAfterMidwayMs = options.midway === undefined ? 0 : (options.runAfterMidwayMs ?? 0);
+    const more = (): boolean =>
+      sent < total ||
+      (runAfterMidwayMs > 0 &&
+        (midwayActive ||
+          (midwayDoneAt !== undefined &&
+            performance.now() - started < midwayDoneAt + runAfterMidwayMs)));
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
-        while (sent < total && performance.now() < deadline) {
+        while (more() && performance.now() < deadline) {
           sent += 1;
           if (!midwayDone && sent >= total / 2) {
             midwayDone = true;

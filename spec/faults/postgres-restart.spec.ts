@@ -45,6 +45,7 @@ describe('PostgreSQL restarted mid-load', function () {
       timeLimitMs: 90_000,
       tolerateServerErrors: true,
       throttleDuringMidwayMs: 100,
+      runAfterMidwayMs: 3000,
       midway: async () => {
         downAt = Date.now();
         await server?.stop();

@@ -236,7 +236,10 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
 
     override acquireConnection(): Promise<unknown> {
       // The hot path (no RLS, start-up checks done) adds no promise hop per statement.
-      if (ready && !rls) return super.acquireConnection();
+      if (ready) {
+        if (rls === undefined) return super.acquireConnection();
+        return rls.checkout(() => super.acquireConnection(), connectionScope());
+      }
       const scope = connectionScope();
       return ensureReady().then(() =>
         rls ? rls.checkout(() => super.acquireConnection(), scope) : super.acquireConnection(),

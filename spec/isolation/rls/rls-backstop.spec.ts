@@ -231,7 +231,7 @@ describe('RLS backstop', () => {
     }
   });
 
-  it('keeps every path of a pool-size-1 connection on the right tenant: raw, stream, commit, rollback, errors', async () => {
+  it('keeps every path of a pool-size-1 connection on the right tenant: raw, stream, commit, rollback, errors, deallocate', async () => {
     const base = app(1);
     const db = withTenancy(base, {
       tenantTables: ['documents', 'comments'],
@@ -288,6 +288,10 @@ describe('RLS backstop', () => {
     expect(failed).to.equal('22012');
     expect(await runWithTenant('globex', () => seen(db))).to.equal('globex');
     expect(await runWithTenant('globex', () => tenants(db))).to.deep.equal(['globex']);
+    // The prepared set_config dropped behind tenantry's back: the switch still works.
+    await runWithTenant('globex', () => db.raw('deallocate all'));
+    expect(await runWithTenant('acme', () => seen(db))).to.equal('acme');
+    expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
     // After a tenant, a system scope and the base Knex see no tenant at all.
     expect(await runAsSystem('spec', () => seen(db))).to.equal('');
     await runWithTenant('acme', () => seen(db));

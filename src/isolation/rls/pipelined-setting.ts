@@ -31,6 +31,7 @@ export interface PipelineOutcome {
 interface WireConnection {
   stream: { cork?: () => void; uncork?: () => void };
   parse(message: { text: string; name: string; types: unknown[] }): void;
+  close(message: { type: 'S'; name: string }): void;
   bind(message: { portal: string; statement: string; values: unknown[] }): void;
   execute(message: { portal: string; rows: number }): void;
 }
@@ -64,6 +65,18 @@ interface PgClient {
 
 const SET_CONFIG = 'select set_config($1, $2, false)';
 
+/** The name set_config is prepared under, once per connection (skips parse and plan). */
+const SET_CONFIG_STATEMENT = 'tenantry_set_config';
+
+/**
+ * Connections known to hold the prepared set_config: a pipeline that
+ * succeeded after preparing it. Any failure forgets it, and the next pipeline
+ * closes (a no-op when absent) and prepares it again, so a statement lost to
+ * an aborted pipeline costs one re-parse; one dropped by a user's DEALLOCATE ALL
+ * costs one retry (see {@link lostPreparedStatement}), never an error.
+ */
+const prepared = new WeakSet<object>();
+
 /** Options knex may pass through that change how a statement is sent or read. */
 const PLAIN_OPTIONS = new Set(['rowMode', 'types']);
 
@@ -78,13 +91,21 @@ class SettingThenStatement {
     private readonly statement: PgQuery,
     private readonly setting: string,
     private readonly value: string,
+    private readonly prepare: boolean,
   ) {}
 
   submit(connection: WireConnection): Error | null {
     connection.stream.cork?.();
     try {
-      connection.parse({ text: SET_CONFIG, name: '', types: [] });
-      connection.bind({ portal: '', statement: '', values: [this.setting, this.value] });
+      if (this.prepare) {
+        connection.close({ type: 'S', name: SET_CONFIG_STATEMENT });
+        connection.parse({ text: SET_CONFIG, name: SET_CONFIG_STATEMENT, types: [] });
+      }
+      connection.bind({
+        portal: '',
+        statement: SET_CONFIG_STATEMENT,
+        values: [this.setting, this.value],
+      });
       connection.execute({ portal: '', rows: 0 });
       // The statement's own Parse/Bind/Describe/Execute/Sync close the pipeline.
       return this.statement.submit(connection);
@@ -162,25 +183,44 @@ export function sendWithSetting(
     return undefined;
   }
   return new Promise((resolve, reject) => {
-    let settled = false;
-    const query = new Query(
-      { ...options, text: statement.sql, values, queryMode: 'extended' },
-      undefined,
-      (error, response) => {
-        if (settled) return; // node-postgres may call back again on ReadyForQuery
-        settled = true;
-        onSettled({
-          ok: error === null,
-          transactionStatus: client.getTransactionStatus?.() ?? null,
-        });
-        if (error !== null) {
-          reject(error);
-          return;
-        }
-        statement.response = response;
-        resolve(statement);
-      },
-    );
-    client.query(new SettingThenStatement(query, setting, value));
+    const attempt = (prepare: boolean): void => {
+      let settled = false;
+      const query = new Query(
+        { ...options, text: statement.sql, values, queryMode: 'extended' },
+        undefined,
+        (error, response) => {
+          if (settled) return; // node-postgres may call back again on ReadyForQuery
+          settled = true;
+          if (error === null) prepared.add(client);
+          else prepared.delete(client);
+          if (error !== null && !prepare && lostPreparedStatement(error)) {
+            // Someone ran DEALLOCATE ALL or DISCARD ALL: the Bind failed before
+            // the statement ran (the pipeline stops at the first error), so it
+            // is safe to send the whole pipeline again, preparing first.
+            attempt(true);
+            return;
+          }
+          onSettled({
+            ok: error === null,
+            transactionStatus: client.getTransactionStatus?.() ?? null,
+          });
+          if (error !== null) {
+            reject(error);
+            return;
+          }
+          statement.response = response;
+          resolve(statement);
+        },
+      );
+      client.query(new SettingThenStatement(query, setting, value, prepare));
+    };
+    attempt(!prepared.has(client));
   });
+}
+
+function lostPreparedStatement(error: Error): boolean {
+  return (
+    (error as { code?: unknown }).code === '26000' &&
+    error.message.includes(`"${SET_CONFIG_STATEMENT}"`)
+  );
 }

@@ -234,7 +234,7 @@ export async function createRlsSession(
     options.logger.error(message, { problems });
   }
   return {
-    async checkout(acquire, scope) {
+    checkout(acquire, scope) {
       const pool = (base.client as { pool?: PoolLike }).pool;
       if (pool === undefined) return acquire(); // knex throws its own "Unable to acquire"
       const guard = guardPool(pool);
@@ -249,23 +249,30 @@ export async function createRlsSession(
       } finally {
         guard.claimed = false;
       }
-      const connection = await pending;
-      const map = guard.carried.get(connection as object);
-      guard.owed.delete(connection as object);
-      guard.tentative.delete(connection as object);
-      try {
+      return pending.then((connection) => {
+        const key = connection as object;
+        const map = guard.carried.get(key);
+        guard.owed.delete(key);
+        guard.tentative.delete(key);
+        // Nothing to send when the connection already carries this tenant (or none);
+        // otherwise the value is owed and goes out with the first statement.
+        const bind = (): unknown => {
+          if ((map?.get(setting) ?? '') !== desired) {
+            guard.owed.set(key, { setting, value: desired } satisfies Owed);
+          }
+          return connection;
+        };
+        let others: string[] | undefined;
         for (const [name, value] of map ?? []) {
-          if (name !== setting && value !== '') await setValue(guard, connection, name, '');
+          if (name !== setting && value !== '') (others ??= []).push(name);
         }
-      } catch (error) {
-        discard(pool, connection, error);
-      }
-      // Nothing to send when the connection already carries this tenant (or none);
-      // otherwise the value is owed and goes out with the first statement.
-      if ((map?.get(setting) ?? '') !== desired) {
-        guard.owed.set(connection as object, { setting, value: desired } satisfies Owed);
-      }
-      return connection;
+        if (others === undefined) return bind();
+        // Settings of another tenantry instance (another setting name) are cleared first.
+        const clear = others;
+        return (async () => {
+          for (const name of clear) await setValue(guard, connection, name, '');
+        })().then(bind, (error: unknown) => discard(pool, connection, error));
+      });
     },
 
     query(connection, statement, send) {

@@ -14,13 +14,25 @@ export type CapturedScope =
 
 const NONE: CapturedScope = Object.freeze({ kind: 'none' });
 
+// One captured scope per scope state (a request, a runWithTenant() call): every
+// builder, runner and checkout of that scope shares it instead of rebuilding it.
+const captured = new WeakMap<object, CapturedScope>();
+
 /** Reads the current scope. `TenantContext.tenant` is only readable while its scope is active. */
 export function captureScope(): CapturedScope {
   const scope = activeScope();
   if (scope === undefined) return NONE;
-  if (scope.kind === 'system') return { kind: 'system', reason: scope.reason };
-  const record = scope.context.tenant;
-  return { kind: 'tenant', id: record.id, record };
+  let result = captured.get(scope);
+  if (result === undefined) {
+    if (scope.kind === 'system') {
+      result = Object.freeze({ kind: 'system', reason: scope.reason });
+    } else {
+      const record = scope.context.tenant;
+      result = Object.freeze({ kind: 'tenant', id: record.id, record });
+    }
+    captured.set(scope, result);
+  }
+  return result;
 }
 
 /** Whether two captured scopes are the same tenant (or both system, or both none). */

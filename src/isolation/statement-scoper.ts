@@ -66,8 +66,11 @@ interface CompileRun {
   mismatch: CapturedScope | undefined;
   sawTenant: boolean;
   readonly raws: string[];
-  readonly ctes: Set<string>;
+  /** WITH names seen so far; the shared empty set until the first one. */
+  ctes: ReadonlySet<string>;
 }
+
+const NO_CTES: ReadonlySet<string> = new Set();
 
 // Compilation is synchronous, so one module-level slot is enough to tie every
 // nested compile (subqueries, callbacks, unions, CTEs) to its root statement.
@@ -139,6 +142,15 @@ function isFixedFunctionRaw(value: Record<string | symbol, unknown>): boolean {
     if (typeof own !== 'function' || !scopedRawToSQL.has(own)) return false;
   }
   return true;
+}
+
+/** Whether any own value of a statement record is an object (where raw SQL or a builder could be). */
+function holdsObject(statement: KnexStatement): boolean {
+  for (const key in statement) {
+    const value = statement[key];
+    if (typeof value === 'object' && value !== null) return true;
+  }
+  return false;
 }
 
 function isBuilder(value: unknown): value is KnexBuilder {
@@ -237,7 +249,7 @@ export class ScopeEngine {
       mismatch: executionAllowed(built, executed) ? undefined : executed,
       sawTenant: false,
       raws: [],
-      ctes: new Set(),
+      ctes: NO_CTES,
     };
   }
 
@@ -298,12 +310,16 @@ export class ScopeEngine {
             `Cannot use CTE name "${w.alias}" because it shadows a tenant table. Rename the CTE.`,
           );
         }
-        run.ctes.add(w.alias);
+        if (run.ctes === NO_CTES) run.ctes = new Set();
+        (run.ctes as Set<string>).add(w.alias);
       }
     }
     for (const key of Object.keys(grouped)) {
       if (key === 'join') continue;
-      for (const statement of grouped[key] ?? []) this.#collectRaw(statement, run);
+      for (const statement of grouped[key] ?? []) {
+        // Most statements hold only strings and numbers: nothing raw can hide in them.
+        if (holdsObject(statement)) this.#collectRaw(statement, run);
+      }
     }
     for (const key of ['insert', 'update', 'counter', 'onConflict', 'merge', 'returning']) {
       if (single[key] !== undefined) this.#collectRaw(single[key], run, 1);
@@ -356,12 +372,15 @@ export class ScopeEngine {
         for (const clause of join.clauses ?? []) this.#collectRaw(clause, run);
       });
     }
-    const extras = [single.updateFrom, single.using].flatMap((v) =>
-      v === undefined ? [] : Array.isArray(v) ? (v as unknown[]) : [v],
-    );
-    for (const extra of extras) add(extra, 'extra', undefined);
+    for (const extra of [single.updateFrom, single.using]) {
+      if (extra === undefined) continue;
+      if (Array.isArray(extra)) for (const e of extra as unknown[]) add(e, 'extra', undefined);
+      else add(extra, 'extra', undefined);
+    }
 
-    if (refs.some((r) => r.kind === 'tenant')) run.sawTenant = true;
+    let hasTenant = false;
+    for (const r of refs) if (r.kind === 'tenant') hasTenant = true;
+    if (hasTenant) run.sawTenant = true;
     if (system) return;
     for (const r of refs) {
       if (r.kind === 'unknown') {
@@ -371,7 +390,6 @@ export class ScopeEngine {
         );
       }
     }
-    const hasTenant = refs.some((r) => r.kind === 'tenant');
     if (this.settings.mode === 'schema') {
       if (hasTenant && run.scope.kind !== 'tenant') throw noTenant(refs);
       applySchemaScope(compiler, refs, run.scope, this.settings);

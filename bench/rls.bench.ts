@@ -140,7 +140,7 @@ async function main(): Promise<void> {
     ];
 
     console.log(
-      `RLS backstop on vs off (same role, same data; ${ROUNDS} interleaved rounds x ${PER_ROUND} sequential calls, tenant rotates per call)`,
+      `RLS backstop on vs off (same role, same data; ${ROUNDS * PER_ROUND} sequential calls of each, alternating on/off call by call, tenant rotates per call)`,
     );
     let sumOn = 0;
     let sumOff = 0;

@@ -1,7 +1,8 @@
 /**
- * Timing helpers for the isolation benches: variants run in interleaved
- * rounds (A, B, A, B, ...) in one process against one server, so drift in the
- * machine's load hits both alike. Not library code.
+ * Timing helpers for the isolation benches: variants alternate call by call
+ * (A B, B A, A B, ...) in one process against one server, so drift in the
+ * machine's load (a noisy VM swings medians by 15% from one second to the
+ * next) hits both alike, and neither always runs first. Not library code.
  */
 import { performance } from 'node:perf_hooks';
 
@@ -23,7 +24,10 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] ?? 0;
 }
 
-/** Runs `rounds` interleaved rounds of `perRound` sequential calls of each variant. */
+/**
+ * Runs `rounds` x `perRound` sequential calls of each variant, alternating
+ * variants call by call and reversing their order every other call.
+ */
 export async function interleave(
   variants: readonly Variant[],
   rounds: number,
@@ -31,13 +35,15 @@ export async function interleave(
 ): Promise<Timing[]> {
   const samples = variants.map(() => [] as number[]);
   for (const v of variants) for (let i = 0; i < 200; i += 1) await v.run(i); // warm-up
+  const forward = [...variants.keys()];
+  const backward = [...forward].reverse();
   for (let r = 0; r < rounds; r += 1) {
-    for (const [index, v] of variants.entries()) {
-      const bucket = samples[index] as number[];
-      for (let i = 0; i < perRound; i += 1) {
+    for (let i = 0; i < perRound; i += 1) {
+      for (const index of i % 2 === 0 ? forward : backward) {
+        const v = variants[index] as Variant;
         const t0 = performance.now();
-        await v.run(i);
-        bucket.push((performance.now() - t0) * 1000);
+        await v.run(r * perRound + i);
+        (samples[index] as number[]).push((performance.now() - t0) * 1000);
       }
     }
   }

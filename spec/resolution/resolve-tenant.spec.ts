@@ -328,6 +328,33 @@ describe('resolveTenant()', () => {
       expect(disposed).to.deep.equal(['globex']);
     });
 
+    it('listens for the end of a response only once the container holds something to dispose', async () => {
+      disposed.length = 0;
+      const { app } = createApp({
+        strategies: ['header'],
+        routes: (a: Express) =>
+          a.get('/listeners', (req, res) => {
+            const before = res.listenerCount('close');
+            if (req.query.resolve === '1') {
+              req.container?.resolve(RequestResource);
+              req.container?.resolve(RequestResource); // container-scoped: the same instance
+            }
+            res.json({ before, after: res.listenerCount('close') });
+          }),
+      });
+      const none = await request(app).get('/listeners').expect(200);
+      const plain = await request(app).get('/listeners').set('X-Tenant-ID', 'acme').expect(200);
+      expect(plain.body.before).to.equal(none.body.before);
+      expect(plain.body.after).to.equal(plain.body.before);
+      const holding = await request(app)
+        .get('/listeners?resolve=1')
+        .set('X-Tenant-ID', 'acme')
+        .expect(200);
+      expect(holding.body.after).to.equal(holding.body.before + 1);
+      for (let i = 0; i < 50 && disposed.length === 0; i += 1) await sleep(2);
+      expect(disposed).to.deep.equal(['acme']);
+    });
+
     it('keeps the tenant through async work in the handler and leaves no scope behind', async () => {
       const { app } = createApp({
         strategies: ['header'],

@@ -61,7 +61,8 @@ export class TenantContext {
   readonly #user: TenantUser | undefined;
 
   constructor(init: TenantContextInit) {
-    this.#tenant = Object.freeze({ ...init.tenant });
+    // A frozen record (what the stores hand out) cannot change: no copy needed.
+    this.#tenant = Object.isFrozen(init.tenant) ? init.tenant : Object.freeze({ ...init.tenant });
     this.#source = init.source ?? 'explicit';
     this.#trusted = init.trusted ?? this.#source === 'explicit';
     this.#user = init.user;

@@ -44,6 +44,15 @@ export function runWithTenant<T>(tenant: TenantLike, fn: () => T): T {
 }
 
 /**
+ * Runs `fn` with `context` as the current tenant: the per-request entry of
+ * `resolveTenant()`, without `runWithTenant()`'s argument checks (the context
+ * is already built and validated). Internal.
+ */
+export function runInTenantScope<T>(context: TenantContext, fn: () => T): T {
+  return tenantScopeStorage.run({ kind: 'tenant', context }, fn);
+}
+
+/**
  * Runs `fn` in an explicit, audited system scope with no tenant: the only
  * way for non-request code to use unscoped queries on tenant tables. An
  * audit event (`system_scope`) is emitted with the reason.

@@ -13,7 +13,7 @@ import { TenantContext, type TenantUser } from '../context/tenant-context';
 import { assertValidTenantId } from '../context/tenant-id';
 import { claimMembership, type TenantMembershipCheck } from '../context/tenant-membership';
 import type { TenantRecord } from '../context/tenant-record';
-import { runWithTenant } from '../context/tenant-scope';
+import { runInTenantScope } from '../context/tenant-scope';
 import {
   TenancyConfigError,
   TenancyError,
@@ -98,19 +98,40 @@ function andThen<T, U>(value: Maybe<T>, fn: (value: T) => Maybe<U>): Maybe<U> {
 }
 
 /**
- * Whether a request container created anything to dispose. tsyringe keeps
- * those in `disposables`; `dispose()` is async and costs several promises per
- * request (expensive while AsyncLocalStorage hooks are on), so an empty set is
- * skipped. Any other shape (another tsyringe version) is always disposed.
+ * Disposes a request container when its response closes, if it holds
+ * anything to dispose. tsyringe keeps disposables in a `disposables` Set and
+ * its `dispose()` is async (several promises per request, expensive while
+ * AsyncLocalStorage hooks are on), and most requests create none: so the
+ * `close` listener is added only when the first disposable is. Any other
+ * shape (another tsyringe version) is always disposed on close.
  */
-function holdsDisposables(child: DependencyContainer): boolean {
+function disposeWhenClosed(
+  child: DependencyContainer,
+  res: Response,
+  failed: (error: unknown) => void,
+): void {
+  const dispose = (): void => {
+    try {
+      Promise.resolve(child.dispose()).catch(failed);
+    } catch (error) {
+      failed(error);
+    }
+  };
   const internal = (child as unknown as { disposables?: unknown }).disposables;
-  return !(internal instanceof Set) || internal.size > 0;
+  if (!(internal instanceof Set)) {
+    res.on('close', dispose); // 'close' fires once per response, after 'finish' or on abort
+    return;
+  }
+  const add = internal.add;
+  internal.add = function addAndArm(this: Set<unknown>, value: unknown) {
+    if (this.size === 0) res.on('close', dispose);
+    return add.call(this, value);
+  };
 }
 
 interface Identified {
   readonly named: Named[];
-  readonly user: TenantUser | undefined;
+  user: TenantUser | undefined;
 }
 
 interface Decision {
@@ -267,40 +288,44 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   // can (sync strategies, a warm CachedTenantStore, a sync membership check) and
   // a promise only when it must, so a warm request creates no promise at all.
 
-  function identify(req: Request): Maybe<Identified> {
-    const named: Named[] = [];
-    let user: TenantUser | undefined;
-    const collect = (strategy: TenantResolutionStrategy, found: TenantResolution | undefined) => {
-      if (found === undefined) return;
-      if (found.user !== undefined) user ??= found.user;
-      if (found.tenantId === undefined) return;
-      // Validated here, before any other strategy's id is compared or the store is asked.
-      const id = assertValidTenantId(found.tenantId, `${strategy.name} source`);
-      named.push({
-        source: strategy.name,
-        id,
-        trusted: found.trusted === true,
-        ...(found.accept ? { accept: found.accept } : {}),
+  // Per strategy, the label of its id in error messages (built once, not per request).
+  const sourceLabels = strategies.map((strategy) => `${strategy.name} source`);
+
+  function collect(acc: Identified, index: number, found: TenantResolution | undefined): void {
+    if (found === undefined) return;
+    if (found.user !== undefined) acc.user ??= found.user;
+    if (found.tenantId === undefined) return;
+    // Validated here, before any other strategy's id is compared or the store is asked.
+    const id = assertValidTenantId(found.tenantId, sourceLabels[index] as string);
+    const source = (strategies[index] as TenantResolutionStrategy).name;
+    const trusted = found.trusted === true;
+    acc.named.push(
+      found.accept ? { source, id, trusted, accept: found.accept } : { source, id, trusted },
+    );
+  }
+
+  function step(req: Request, acc: Identified, index: number): Maybe<Identified> {
+    for (let i = index; i < strategies.length; i += 1) {
+      const found = (strategies[i] as TenantResolutionStrategy).resolve(req);
+      if (isThenable(found)) {
+        return found.then((value) => {
+          collect(acc, i, value);
+          return step(req, acc, i + 1);
+        });
+      }
+      collect(acc, i, found);
+    }
+    if (acc.user === undefined && getUser !== undefined) {
+      return andThen(getUser(req), (user) => {
+        acc.user = user;
+        return acc;
       });
-    };
-    const step = (index: number): Maybe<Identified> => {
-      for (let i = index; i < strategies.length; i += 1) {
-        const strategy = strategies[i] as TenantResolutionStrategy;
-        const found = strategy.resolve(req);
-        if (isThenable(found)) {
-          return found.then((value) => {
-            collect(strategy, value);
-            return step(i + 1);
-          });
-        }
-        collect(strategy, found);
-      }
-      if (user === undefined && getUser !== undefined) {
-        return andThen(getUser(req), (u) => ({ named, user: u }));
-      }
-      return { named, user };
-    };
-    return step(0);
+    }
+    return acc;
+  }
+
+  function identify(req: Request): Maybe<Identified> {
+    return step(req, { named: [], user: undefined }, 0);
   }
 
   function checkRecord(id: string, record: TenantRecord | undefined): TenantRecord {
@@ -343,23 +368,17 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       if (required) throw new TenantRequiredError();
       return undefined;
     }
-    const other = named.find((n) => n.id !== first.id);
-    if (other !== undefined) {
-      throw new TenantConflictError(
-        `Cannot pick a tenant because ${first.source} names "${first.id}" and ${other.source} names "${other.id}". Send one tenant.`,
-      );
+    let chosen: Named | undefined;
+    for (const n of named) {
+      if (n.id !== first.id) {
+        throw new TenantConflictError(
+          `Cannot pick a tenant because ${first.source} names "${first.id}" and ${n.source} names "${n.id}". Send one tenant.`,
+        );
+      }
+      if (chosen === undefined && n.trusted) chosen = n;
     }
-    const chosen = named.find((n) => n.trusted) ?? first;
-    const build = (tenant: TenantRecord): Decision => ({
-      named,
-      context: new TenantContext({
-        tenant,
-        source: chosen.source,
-        trusted: chosen.trusted,
-        ...(user !== undefined ? { user } : {}),
-      }),
-    });
-    if (user === undefined || chosen.trusted) return andThen(lookup(first.id), build);
+    const source = chosen ?? first;
+    if (user === undefined || source.trusted) return admit(named, source, user);
     return andThen(isMember(user, first.id, req), (member) => {
       // Only a literal true admits: a check that answers anything else fails closed.
       if (member !== true) {
@@ -367,8 +386,25 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
           `Cannot access tenant "${first.id}" because the user is not a member of it.`,
         );
       }
-      return andThen(lookup(first.id), build);
+      return admit(named, source, user);
     });
+  }
+
+  function admit(
+    named: readonly Named[],
+    chosen: Named,
+    user: TenantUser | undefined,
+  ): Maybe<Decision> {
+    const build = (tenant: TenantRecord): Decision => ({
+      named,
+      context: new TenantContext(
+        user !== undefined
+          ? { tenant, source: chosen.source, trusted: chosen.trusted, user }
+          : { tenant, source: chosen.source, trusted: chosen.trusted },
+      ),
+    });
+    const record = lookup(chosen.id);
+    return isThenable(record) ? record.then(build) : build(record);
   }
 
   function refuse(req: Request, next: NextFunction, error: unknown): void {
@@ -397,18 +433,10 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     const child = createTenantContainer(context, parent);
     req.tenant = context;
     req.container = child;
-    // 'close' fires once per response, after 'finish' or on an aborted connection.
-    res.once('close', () => {
-      if (!holdsDisposables(child)) return;
-      const failed = (error: unknown) =>
-        logger.warn('tenant container dispose failed', { tenantId: context.toString(), error });
-      try {
-        Promise.resolve(child.dispose()).catch(failed);
-      } catch (error) {
-        failed(error);
-      }
-    });
-    runWithTenant(context, () => next());
+    disposeWhenClosed(child, res, (error) =>
+      logger.warn('tenant container dispose failed', { tenantId: context.toString(), error }),
+    );
+    runInTenantScope(context, next);
   }
 
   return function resolveTenantMiddleware(req: Request, res: Response, next: NextFunction): void {

@@ -3,11 +3,14 @@
  *   A) bare Express, and
  *   B) Express + resolveTenant() (header strategy, warm CachedTenantStore)
  *      + requireTenant() + a service resolved from the per-request container,
- * driven by autocannon on 127.0.0.1 in interleaved rounds A/B/A/B so machine
- * noise hits both sides alike. Prints B/A throughput (goal >= 0.95) and latency.
+ * driven by autocannon on 127.0.0.1 in short alternating slices (A B, B A,
+ * ...) so machine noise hits both sides alike. Prints B/A throughput as the
+ * median of the paired slices (goal >= 0.95), latency, and the server's own
+ * CPU time per request on each side (measured in the server process, so the
+ * load generator's share of the two cores does not enter it).
  *
  *   node build/bench/http.bench.js
- *   BENCH_ROUNDS=4 BENCH_SECONDS=5 BENCH_CONNECTIONS=32 node build/bench/http.bench.js
+ *   BENCH_ROUNDS=20 BENCH_SECONDS=1 BENCH_CONNECTIONS=32 node build/bench/http.bench.js
  *
  * The servers run in a child process so the load generator does not share
  * their event loop. No database: the store is in memory, behind the cache, as
@@ -29,8 +32,8 @@ import {
   tenancyErrorHandler,
 } from '../src/index';
 
-const ROUNDS = positive('BENCH_ROUNDS', 5);
-const SECONDS = positive('BENCH_SECONDS', 5);
+const ROUNDS = positive('BENCH_ROUNDS', 20);
+const SECONDS = positive('BENCH_SECONDS', 1);
 const CONNECTIONS = positive('BENCH_CONNECTIONS', 32);
 const TENANTS = 100;
 
@@ -89,6 +92,13 @@ async function serve(): Promise<void> {
 
   const a = await listen(bare);
   const b = await listen(tenanted);
+  // The parent asks for the server's CPU time around each slice.
+  process.on('message', (m: { cpu?: number }) => {
+    if (typeof m?.cpu === 'number') {
+      const usage = process.cpuUsage();
+      process.send?.({ cpu: m.cpu, micros: usage.user + usage.system });
+    }
+  });
   process.send?.({ bare: a.port, tenanted: b.port });
   process.on('disconnect', () => {
     a.server.close();
@@ -99,6 +109,8 @@ async function serve(): Promise<void> {
 
 interface Round {
   readonly rps: number;
+  /** Server CPU time per request (µs). */
+  readonly cpuPerRequest: number;
   readonly p50: number;
   readonly p99: number;
   readonly mean: number;
@@ -106,8 +118,23 @@ interface Round {
   readonly errors: number;
 }
 
-async function drive(port: number, _side: 'bare' | 'tenantry'): Promise<Round> {
+let cpuAsks = 0;
+function serverCpu(child: ChildProcess): Promise<number> {
+  const ask = (cpuAsks += 1);
+  return new Promise((resolve) => {
+    const onMessage = (m: { cpu?: number; micros?: number }) => {
+      if (m?.cpu !== ask || typeof m.micros !== 'number') return;
+      child.off('message', onMessage);
+      resolve(m.micros);
+    };
+    child.on('message', onMessage);
+    child.send({ cpu: ask });
+  });
+}
+
+async function drive(child: ChildProcess, port: number): Promise<Round> {
   let n = 0;
+  const cpuBefore = await serverCpu(child);
   const result = await autocannon({
     url: `http://127.0.0.1:${port}/documents`,
     connections: CONNECTIONS,
@@ -127,8 +154,10 @@ async function drive(port: number, _side: 'bare' | 'tenantry'): Promise<Round> {
       },
     ],
   });
+  const cpu = (await serverCpu(child)) - cpuBefore;
   return {
     rps: result.requests.average,
+    cpuPerRequest: cpu / Math.max(1, result.requests.total),
     p50: result.latency.p50,
     p99: result.latency.p99,
     mean: result.latency.average,
@@ -177,12 +206,13 @@ async function main(): Promise<void> {
       // Alternate which side goes first, so drift does not favour one.
       const order = round % 2 === 1 ? (['A', 'B'] as const) : (['B', 'A'] as const);
       for (const side of order) {
-        const r =
-          side === 'A' ? await drive(ports.bare, 'bare') : await drive(ports.tenanted, 'tenantry');
+        const r = await drive(child, side === 'A' ? ports.bare : ports.tenanted);
         (side === 'A' ? bare : tenanted).push(r);
-        console.log(
-          `round ${round} ${side === 'A' ? 'bare     ' : 'tenantry '} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  non2xx ${r.non2xx}  errors ${r.errors}`,
-        );
+        if (process.env.BENCH_VERBOSE) {
+          console.log(
+            `round ${round} ${side === 'A' ? 'bare     ' : 'tenantry '} ${r.rps.toFixed(0).padStart(7)} req/s  server CPU ${r.cpuPerRequest.toFixed(1)} µs/request  p50 ${r.p50} ms  p99 ${r.p99} ms  non2xx ${r.non2xx}  errors ${r.errors}`,
+          );
+        }
       }
     }
     const bad = [...bare, ...tenanted].reduce((s, r) => s + r.non2xx + r.errors, 0);
@@ -193,7 +223,7 @@ async function main(): Promise<void> {
     const ratio = median(perRound);
     console.log('');
     console.log(
-      `HTTP bench: ${ROUNDS} rounds x ${SECONDS} s x ${CONNECTIONS} connections, ${TENANTS} tenants`,
+      `HTTP bench: ${ROUNDS} paired slices x ${SECONDS} s x ${CONNECTIONS} connections, ${TENANTS} tenants`,
     );
     console.log(
       `  bare Express         median ${a.toFixed(0)} req/s, p50 ${median(bare.map((r) => r.p50))} ms, p99 ${median(bare.map((r) => r.p99))} ms`,
@@ -201,8 +231,16 @@ async function main(): Promise<void> {
     console.log(
       `  tenantry chain       median ${b.toFixed(0)} req/s, p50 ${median(tenanted.map((r) => r.p50))} ms, p99 ${median(tenanted.map((r) => r.p99))} ms`,
     );
+    const cpuA = median(bare.map((r) => r.cpuPerRequest));
+    const cpuB = median(tenanted.map((r) => r.cpuPerRequest));
+    const sorted = [...perRound].sort((x, y) => x - y);
+    const quartile = (q: number) =>
+      (sorted[Math.floor((sorted.length - 1) * q)] as number).toFixed(3);
     console.log(
-      `  throughput ratio     ${ratio.toFixed(3)} median of paired rounds (ratio of medians ${(b / a).toFixed(3)}; per round: ${perRound.map((x) => x.toFixed(3)).join(', ')}; goal >= 0.95) ${ratio >= 0.95 ? 'MET' : 'NOT MET'}`,
+      `  server CPU/request   bare ${cpuA.toFixed(1)} µs, tenantry ${cpuB.toFixed(1)} µs (+${(cpuB - cpuA).toFixed(1)} µs; bare/tenantry ${(cpuA / cpuB).toFixed(3)})`,
+    );
+    console.log(
+      `  throughput ratio     ${ratio.toFixed(3)} median of ${perRound.length} paired slices (quartiles ${quartile(0.25)} - ${quartile(0.75)}; ratio of medians ${(b / a).toFixed(3)}; goal >= 0.95) ${ratio >= 0.95 ? 'MET' : 'NOT MET'}`,
     );
     console.log(`  non-2xx + errors     ${bad}`);
     if (bad > 0) process.exitCode = 1;

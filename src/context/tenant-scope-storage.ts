@@ -1,10 +1,14 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { TenantContext } from './tenant-context';
 
-/** What the AsyncLocalStorage scope holds: a tenant, or an audited system scope. */
+/**
+ * What the AsyncLocalStorage scope holds: a tenant, or an audited system
+ * scope. `captured` is a slot the isolation engine fills once per scope (its
+ * snapshot of the scope for statements), so each builder does not rebuild it.
+ */
 export type TenantScopeState =
-  | { readonly kind: 'tenant'; readonly context: TenantContext }
-  | { readonly kind: 'system'; readonly reason: string };
+  | { readonly kind: 'tenant'; readonly context: TenantContext; captured: object | undefined }
+  | { readonly kind: 'system'; readonly reason: string; captured: object | undefined };
 
 /**
  * The one AsyncLocalStorage of tenantry. It is only ever entered with

@@ -40,7 +40,7 @@ function toContext(tenant: TenantLike): TenantContext {
  */
 export function runWithTenant<T>(tenant: TenantLike, fn: () => T): T {
   const context = toContext(tenant);
-  return tenantScopeStorage.run({ kind: 'tenant', context }, fn);
+  return tenantScopeStorage.run({ kind: 'tenant', context, captured: undefined }, fn);
 }
 
 /**
@@ -49,7 +49,7 @@ export function runWithTenant<T>(tenant: TenantLike, fn: () => T): T {
  * is already built and validated). Internal.
  */
 export function runInTenantScope<T>(context: TenantContext, fn: () => T): T {
-  return tenantScopeStorage.run({ kind: 'tenant', context }, fn);
+  return tenantScopeStorage.run({ kind: 'tenant', context, captured: undefined }, fn);
 }
 
 /**
@@ -72,7 +72,7 @@ export function runAsSystem<T>(reason: string, fn: () => T): T {
     reason,
     ...(outer?.kind === 'tenant' ? { tenantId: outer.context.id } : {}),
   });
-  return tenantScopeStorage.run({ kind: 'system', reason }, fn);
+  return tenantScopeStorage.run({ kind: 'system', reason, captured: undefined }, fn);
 }
 
 /**

@@ -14,24 +14,25 @@ export type CapturedScope =
 
 const NONE: CapturedScope = Object.freeze({ kind: 'none' });
 
-// One captured scope per scope state (a request, a runWithTenant() call): every
-// builder, runner and checkout of that scope shares it instead of rebuilding it.
-const captured = new WeakMap<object, CapturedScope>();
-
-/** Reads the current scope. `TenantContext.tenant` is only readable while its scope is active. */
+/**
+ * Reads the current scope. `TenantContext.tenant` is only readable while its
+ * scope is active. Built once per scope state (a request, a runWithTenant()
+ * call) and kept in its `captured` slot: every builder, runner and checkout
+ * of that scope shares it.
+ */
 export function captureScope(): CapturedScope {
   const scope = activeScope();
   if (scope === undefined) return NONE;
-  let result = captured.get(scope);
-  if (result === undefined) {
-    if (scope.kind === 'system') {
-      result = Object.freeze({ kind: 'system', reason: scope.reason });
-    } else {
-      const record = scope.context.tenant;
-      result = Object.freeze({ kind: 'tenant', id: record.id, record });
-    }
-    captured.set(scope, result);
+  const cached = scope.captured as CapturedScope | undefined;
+  if (cached !== undefined) return cached;
+  let result: CapturedScope;
+  if (scope.kind === 'system') {
+    result = Object.freeze({ kind: 'system', reason: scope.reason });
+  } else {
+    const record = scope.context.tenant;
+    result = Object.freeze({ kind: 'tenant', id: record.id, record });
   }
+  scope.captured = result;
   return result;
 }
 

@@ -65,6 +65,9 @@ interface RunnerLike {
 
 type ClientConstructor = new (...args: never[]) => KnexClientLike;
 
+/** A dialect's query compiler class: `new Compiler(client, builder, bindings)`. */
+type CompilerConstructor = new (...args: unknown[]) => KnexCompiler;
+
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** Row or schema mode options after defaults. */
@@ -166,6 +169,7 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
     return readyPromise;
   };
 
+  let ScopedCompiler: CompilerConstructor | undefined;
   const BaseClient = base.client.constructor as ClientConstructor;
   const baseClient = base.client as KnexClientLike;
 
@@ -177,7 +181,19 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
     }
 
     override queryCompiler(builder: KnexBuilder, bindings?: unknown): KnexCompiler {
+      if (ScopedCompiler !== undefined) return new ScopedCompiler(this, builder, bindings);
       const compiler = super.queryCompiler(builder, bindings);
+      // The dialect's compiler class, subclassed once: its toSQL scopes the
+      // statement, with no per-statement wrapper closure or own property.
+      const Base = compiler.constructor as CompilerConstructor;
+      if (compiler.builder === builder && typeof Base.prototype.toSQL === 'function') {
+        const original = Base.prototype.toSQL;
+        ScopedCompiler = class ScopedQueryCompiler extends Base {
+          override toSQL(method?: string, tz?: unknown): unknown {
+            return engine.compile(this, this.builder, method, tz, original);
+          }
+        };
+      }
       engine.instrument(compiler, builder);
       return compiler;
     }

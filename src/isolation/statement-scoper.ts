@@ -44,6 +44,8 @@ export interface KnexBuilder {
 /** The parts of a Knex QueryCompiler the engine reads and patches. */
 export interface KnexCompiler {
   method: string;
+  /** The builder this compiler was made for (knex sets it in the constructor). */
+  builder: KnexBuilder;
   single: Record<string, unknown>;
   grouped: Record<string, KnexStatement[] | undefined>;
   toSQL(method?: string, tz?: unknown): unknown;
@@ -184,26 +186,40 @@ export class ScopeEngine {
   /** Wraps `compiler.toSQL` so the statement is scoped when it is compiled. */
   instrument(compiler: KnexCompiler, builder: KnexBuilder & ScopedBuilder): void {
     const original = compiler.toSQL;
-    compiler.toSQL = (method?: string, tz?: unknown): unknown => {
-      if (scopingDisabled) return original.call(compiler, method, tz);
-      const outer = activeRun;
-      if (outer !== undefined) {
-        const built = builder[BUILT_SCOPE];
-        if (built !== undefined && !sameScope(built, outer.scope)) outer.mismatch = built;
-        this.#rewrite(compiler, builder, outer, method ?? compiler.method);
-        return original.call(compiler, method, tz);
-      }
-      const run = this.#startRun(builder);
-      activeRun = run;
-      try {
-        this.#rewrite(compiler, builder, run, method ?? compiler.method);
-        const out = original.call(compiler, method, tz);
-        this.#finishRun(run);
-        return out;
-      } finally {
-        activeRun = undefined;
-      }
-    };
+    compiler.toSQL = (method?: string, tz?: unknown): unknown =>
+      this.compile(compiler, builder, method, tz, original);
+  }
+
+  /**
+   * Compiles `compiler` (made for `builder`) with the statement scoped:
+   * `original` is the dialect's own toSQL. A nested compile (subquery,
+   * callback, union, CTE) joins the statement being compiled.
+   */
+  compile(
+    compiler: KnexCompiler,
+    builder: KnexBuilder & ScopedBuilder,
+    method: string | undefined,
+    tz: unknown,
+    original: (this: KnexCompiler, method?: string, tz?: unknown) => unknown,
+  ): unknown {
+    if (scopingDisabled) return original.call(compiler, method, tz);
+    const outer = activeRun;
+    if (outer !== undefined) {
+      const built = builder[BUILT_SCOPE];
+      if (built !== undefined && !sameScope(built, outer.scope)) outer.mismatch = built;
+      this.#rewrite(compiler, builder, outer, method ?? compiler.method);
+      return original.call(compiler, method, tz);
+    }
+    const run = this.#startRun(builder);
+    activeRun = run;
+    try {
+      this.#rewrite(compiler, builder, run, method ?? compiler.method);
+      const out = original.call(compiler, method, tz);
+      this.#finishRun(run);
+      return out;
+    } finally {
+      activeRun = undefined;
+    }
   }
 
   /**

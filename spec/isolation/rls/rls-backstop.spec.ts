@@ -1,7 +1,13 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
-import { runAsSystem, runWithTenant, withTenancy, type TenancyLogger } from '../../../src/index';
+import {
+  runAsSystem,
+  runWithTenant,
+  withTenancy,
+  type TenancyLogger,
+  type TenantKnex,
+} from '../../../src/index';
 import {
   applyRowLevelSecurity,
   rowLevelSecurityStatements,
@@ -43,6 +49,13 @@ describe('RLS backstop', () => {
   beforeEach(async () => {
     await seedRows(owner);
   });
+
+  /** A TenantKnex with the backstop on over both tenant tables, past its start-up check. */
+  async function rlsKnex(base: Knex, extra: { allowRaw?: boolean } = {}): Promise<TenantKnex> {
+    const db = withTenancy(base, { tenantTables: ['documents', 'comments'], rls: true, ...extra });
+    await db.tenancy.ready();
+    return db;
+  }
 
   it('generates ENABLE, FORCE and a USING/WITH CHECK policy on the setting', () => {
     const sql = rowLevelSecurityStatements({ tables: ['documents'] }).join(';\n');
@@ -128,12 +141,7 @@ describe('RLS backstop', () => {
 
   it('sets the build tenant on the connection for a builder awaited outside its scope', async () => {
     const base = app(1);
-    const db = withTenancy(base, {
-      tenantTables: ['documents', 'comments'],
-      rls: true,
-      allowRaw: true,
-    });
-    await db.tenancy.ready();
+    const db = await rlsKnex(base, { allowRaw: true });
     const rows = await runWithTenant('globex', () => db('documents').select('tenant_id'));
     expect(rows.map((r: { tenant_id: string }) => r.tenant_id)).to.deep.equal([
       'globex',
@@ -201,8 +209,7 @@ describe('RLS backstop', () => {
 
   it('sends a switched tenant with the first statement: one round trip, not two', async () => {
     const base = app(1);
-    const db = withTenancy(base, { tenantTables: ['documents', 'comments'], rls: true });
-    await db.tenancy.ready();
+    const db = await rlsKnex(base);
     // The pool's one connection: count what is submitted on it (each submission is one round trip).
     const connection = (await base.client.acquireConnection()) as {
       query: (...args: unknown[]) => unknown;
@@ -233,12 +240,7 @@ describe('RLS backstop', () => {
 
   it('keeps every path of a pool-size-1 connection on the right tenant: raw, stream, commit, rollback, errors, deallocate', async () => {
     const base = app(1);
-    const db = withTenancy(base, {
-      tenantTables: ['documents', 'comments'],
-      rls: true,
-      allowRaw: true,
-    });
-    await db.tenancy.ready();
+    const db = await rlsKnex(base, { allowRaw: true });
     const seen = async (k: Knex | Knex.Transaction): Promise<string> =>
       (
         (await k.raw('select coalesce(current_setting(?, true), ?) as t', [

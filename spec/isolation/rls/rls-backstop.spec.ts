@@ -272,6 +272,29 @@ describe('RLS backstop', () => {
       ),
     ).to.deep.equal(['acme', 'acme']);
     expect(await runWithTenant('acme', () => seen(db))).to.equal('acme');
+    // Transactions with an isolation level or access mode right after a switch (the level must
+    // come before any query of the transaction, so the value cannot ride with this BEGIN).
+    for (const [tenant, config] of [
+      ['globex', { isolationLevel: 'serializable' }],
+      ['acme', { isolationLevel: 'repeatable read' }],
+      ['globex', { readOnly: true }],
+    ] as const) {
+      const inside = await runWithTenant(tenant, () =>
+        db.transaction(
+          async (trx) => [
+            await seen(trx),
+            (
+              (await trx.raw(`select current_setting('transaction_isolation') as i`)) as {
+                rows: Array<{ i: string }>;
+              }
+            ).rows[0]?.i,
+          ],
+          config,
+        ),
+      );
+      expect(inside[0], JSON.stringify(config)).to.equal(tenant);
+      if ('isolationLevel' in config) expect(inside[1]).to.equal(config.isolationLevel);
+    }
     // A rolled-back transaction after a switch: the value set in it is rolled back too,
     // and the next statement of any tenant still runs under its own.
     const rolledBack = await runWithTenant('globex', () =>

@@ -80,9 +80,11 @@ const prepared = new WeakSet<object>();
 /** Options knex may pass through that change how a statement is sent or read. */
 const PLAIN_OPTIONS = new Set(['rowMode', 'types']);
 
-// A knex transaction's opening statement: single, no semicolon inside, so it
-// is safe to send as an extended-protocol statement.
-const BEGIN = /^\s*begin(?:\s+transaction)?(?:\s+[a-z ,]+)?\s*;?\s*$/i;
+// A knex transaction's plain opening statement. Only the bare form: a BEGIN
+// with an isolation level must come before any query of its transaction, and
+// the set_config sent ahead of it would be one ("SET TRANSACTION ISOLATION
+// LEVEL must be called before any query"); those pay the round trip first.
+const BEGIN = /^\s*begin(?:\s+transaction)?\s*;?\s*$/i;
 
 class SettingThenStatement {
   private settingDone = false;
@@ -161,7 +163,7 @@ class SettingThenStatement {
  * resolving as knex's own `_query` does (the statement, with `response` set).
  * Returns `undefined`, sending nothing, when the statement cannot safely be
  * pipelined: no bound values (it might hold several statements, which the
- * extended protocol refuses) unless it is a transaction's BEGIN, options that
+ * extended protocol refuses) unless it is a plain transaction BEGIN, options that
  * change how it is sent (named or cursor statements), or a driver that is not
  * node-postgres. The caller then sets the value in a round trip of its own.
  */

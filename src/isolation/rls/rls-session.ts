@@ -294,6 +294,10 @@ export async function createRlsSession(
           guard.tentative.set(connection as object, owed);
         }
       };
+      // In doubt while in flight: a checkout that gets this connection before the
+      // statement settles (a knex timeout without cancel releases it early) must set
+      // its own value, queued behind this one, never trust the old one.
+      record(guard, connection, owed.setting, UNKNOWN);
       const pipelined = sendWithSetting(connection, owed.setting, owed.value, statement, settled);
       if (pipelined !== undefined) return pipelined;
       return owe(guard, connection, owed).then(send);

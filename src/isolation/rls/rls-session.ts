@@ -276,15 +276,13 @@ export async function createRlsSession(
     },
 
     query(connection, statement, send) {
-      const pool = (base.client as { pool?: PoolLike }).pool;
-      const guard = pool === undefined ? undefined : guards.get(pool);
+      const guard = guardOf(base);
       if (guard === undefined) return send();
-      const owed = guard.owed.get(connection as object);
+      const owed = takeOwed(guard, connection);
       if (owed === undefined) {
         const tentative = guard.tentative.get(connection as object);
         return tentative === undefined ? send() : watchBlock(guard, connection, tentative, send);
       }
-      guard.owed.delete(connection as object);
       const settled = (outcome: PipelineOutcome): void => {
         // Only a success outside a transaction block is sure to stay set; inside
         // one (the statement was BEGIN) it stays only if the block commits.
@@ -304,14 +302,24 @@ export async function createRlsSession(
     },
 
     async settle(connection) {
-      const pool = (base.client as { pool?: PoolLike }).pool;
-      const guard = pool === undefined ? undefined : guards.get(pool);
-      const owed = guard?.owed.get(connection as object);
-      if (guard === undefined || owed === undefined) return;
-      guard.owed.delete(connection as object);
-      await owe(guard, connection, owed);
+      const guard = guardOf(base);
+      const owed = guard === undefined ? undefined : takeOwed(guard, connection);
+      if (guard !== undefined && owed !== undefined) await owe(guard, connection, owed);
     },
   };
+}
+
+/** The guard of the pool `base` now uses, if a tenantry checkout ever guarded it. */
+function guardOf(base: Knex): PoolGuard | undefined {
+  const pool = (base.client as { pool?: PoolLike }).pool;
+  return pool === undefined ? undefined : guards.get(pool);
+}
+
+/** The value a checkout still owes `connection`, removed: it is paid exactly once. */
+function takeOwed(guard: PoolGuard, connection: unknown): Owed | undefined {
+  const owed = guard.owed.get(connection as object);
+  if (owed !== undefined) guard.owed.delete(connection as object);
+  return owed;
 }
 
 /**

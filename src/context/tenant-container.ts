@@ -38,7 +38,23 @@ export function createTenantContainer(
   context: TenantContext,
   parent: DependencyContainer = rootContainer,
 ): DependencyContainer {
+  ensureTenancyRegistered(parent);
+  return createRequestContainer(context, parent);
+}
+
+/** Registers the `TenantContext` factory on `parent` unless it (or an ancestor) has one. Internal. */
+export function ensureTenancyRegistered(parent: DependencyContainer): void {
   if (!parent.isRegistered(TenantContext, true)) registerTenancy(parent);
+}
+
+/**
+ * The per-request child of a parent already checked by
+ * {@link ensureTenancyRegistered} (once, at start-up). Internal.
+ */
+export function createRequestContainer(
+  context: TenantContext,
+  parent: DependencyContainer,
+): DependencyContainer {
   const child = parent.createChildContainer();
   child.register(TenantContext, { useValue: context });
   return child;

@@ -8,7 +8,7 @@ import type {
   TenancyResolutionConfigInput,
   TenantStrategyName,
 } from '../config/tenancy-config';
-import { createTenantContainer } from '../context/tenant-container';
+import { createRequestContainer, ensureTenancyRegistered } from '../context/tenant-container';
 import { TenantContext, type TenantUser } from '../context/tenant-context';
 import { assertValidTenantId } from '../context/tenant-id';
 import { claimMembership, type TenantMembershipCheck } from '../context/tenant-membership';
@@ -280,6 +280,7 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   const getUser = options.getUser;
   const required = options.required ?? config?.required ?? false;
   const parent = options.container ?? rootContainer;
+  ensureTenancyRegistered(parent); // once here, not per request
   const logger = options.logger ?? silentLogger;
   // A CachedTenantStore answers warm lookups synchronously.
   const peek = store instanceof CachedTenantStore ? (id: string) => store.peek(id) : undefined;
@@ -430,7 +431,7 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     }
     const { context, named } = decision;
     for (const n of named) n.accept?.(req);
-    const child = createTenantContainer(context, parent);
+    const child = createRequestContainer(context, parent);
     req.tenant = context;
     req.container = child;
     disposeWhenClosed(child, res, (error) =>

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import request from 'supertest';
 import { SubdomainStrategy, TenancyConfigError } from '../../src/index';
-import { createApp } from '../support/create-app';
+import { createApp, type CreateAppOptions } from '../support/create-app';
 
 describe('SubdomainStrategy', () => {
   const base = { strategies: ['subdomain' as const], domain: 'lexigram.dev' };
@@ -53,55 +53,51 @@ describe('SubdomainStrategy', () => {
   });
 
   describe('X-Forwarded-Host', () => {
-    it('is ignored without trust proxy: the Host header decides', async () => {
-      const { app } = createApp(base);
+    /** A request with both headers to an app with `trust proxy` set as given (unset: undefined). */
+    async function viaProxy(
+      trustProxy: CreateAppOptions['trustProxy'],
+      host: string,
+      forwarded: string,
+      status: number,
+    ) {
+      const { app, store } = createApp(trustProxy === undefined ? base : { ...base, trustProxy });
       const res = await request(app)
         .get('/')
-        .set('Host', 'acme.lexigram.dev')
-        .set('X-Forwarded-Host', 'globex.lexigram.dev')
-        .expect(200);
+        .set('Host', host)
+        .set('X-Forwarded-Host', forwarded)
+        .expect(status);
+      return { res, store };
+    }
+
+    it('is ignored without trust proxy: the Host header decides', async () => {
+      const { res } = await viaProxy(undefined, 'acme.lexigram.dev', 'globex.lexigram.dev', 200);
       expect(res.body.tenant).to.equal('acme');
     });
 
     it('cannot smuggle a tenant past a foreign Host without trust proxy', async () => {
-      const { app, store } = createApp(base);
-      const res = await request(app)
-        .get('/')
-        .set('Host', 'localhost')
-        .set('X-Forwarded-Host', 'acme.lexigram.dev')
-        .expect(400);
+      const { res, store } = await viaProxy(undefined, 'localhost', 'acme.lexigram.dev', 400);
       expect(res.body.code).to.equal('HOST_INVALID');
       expect(store.findByIdCalls).to.equal(0);
     });
 
     it('is used when Express trusts the proxy (loopback here)', async () => {
-      const { app } = createApp({ ...base, trustProxy: 'loopback' });
-      const res = await request(app)
-        .get('/')
-        .set('Host', 'internal:8080')
-        .set('X-Forwarded-Host', 'globex.lexigram.dev')
-        .expect(200);
+      const { res } = await viaProxy('loopback', 'internal:8080', 'globex.lexigram.dev', 200);
       expect(res.body.tenant).to.equal('globex');
     });
 
     it('is still held to the exact <tenant>.<domain> form behind a trusted proxy', async () => {
-      const { app, store } = createApp({ ...base, trustProxy: true });
-      const res = await request(app)
-        .get('/')
-        .set('Host', 'acme.lexigram.dev')
-        .set('X-Forwarded-Host', 'acme.lexigram.dev.evil.com')
-        .expect(400);
+      const { res, store } = await viaProxy(
+        true,
+        'acme.lexigram.dev',
+        'acme.lexigram.dev.evil.com',
+        400,
+      );
       expect(res.body.code).to.equal('HOST_INVALID');
       expect(store.findByIdCalls).to.equal(0);
     });
 
     it('is not trusted when the proxy setting does not cover the client address', async () => {
-      const { app } = createApp({ ...base, trustProxy: '10.0.0.0/8' });
-      const res = await request(app)
-        .get('/')
-        .set('Host', 'acme.lexigram.dev')
-        .set('X-Forwarded-Host', 'globex.lexigram.dev')
-        .expect(200);
+      const { res } = await viaProxy('10.0.0.0/8', 'acme.lexigram.dev', 'globex.lexigram.dev', 200);
       expect(res.body.tenant).to.equal('acme');
     });
   });

@@ -13,10 +13,10 @@
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
-import knexFactory, { type Knex } from 'knex';
+import type { Knex } from 'knex';
 import { applyRowLevelSecurity, runWithTenant, withTenancy, type TenantKnex } from '../src/index';
 import { openBenchDatabase } from './load/bench-database';
-import { interleave, line } from './support/interleaved';
+import { benchKnexes, interleave, line } from './support/interleaved';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const PER_ROUND = Number(process.env.BENCH_PER_ROUND ?? 500);
@@ -58,12 +58,7 @@ async function main(): Promise<void> {
   const offName = `${onName}_off`;
   const role = `tenantry_bench_${process.pid}_${randomBytes(3).toString('hex')}`;
   const password = randomBytes(12).toString('hex');
-  const knexes: Knex[] = [];
-  const open = (url: string): Knex => {
-    const k = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 4 } });
-    knexes.push(k);
-    return k;
-  };
+  const { open, destroyAll } = benchKnexes();
   try {
     await database.admin(`create role "${role}" login password '${password}'`);
     await database.admin(`create database "${offName}"`);
@@ -82,62 +77,42 @@ async function main(): Promise<void> {
     await on.tenancy.ready(); // the role safety check must pass: plain role, not owner, RLS forced
     const tenant = (i: number) => TENANTS[i % TENANTS.length] as string;
 
-    const shapes: Array<{ name: string; run: (k: TenantKnex, i: number) => Promise<unknown> }> = [
-      {
-        name: 'select by id',
-        run: (k, i) =>
-          runWithTenant(
-            tenant(i),
-            async () =>
-              await k('documents')
-                .where({ id: i % 500 })
-                .first(),
-          ),
-      },
+    // The statements, each run inside runWithTenant() for the call's tenant.
+    const selectById = (k: TenantKnex, i: number) =>
+      k('documents')
+        .where({ id: i % 500 })
+        .first();
+    const increment = (k: TenantKnex, i: number) =>
+      k('documents')
+        .where({ id: i % 500 })
+        .increment('views', 1);
+    const statements: Array<{ name: string; run: (k: TenantKnex, i: number) => unknown }> = [
+      { name: 'select by id', run: selectById },
       {
         name: 'list + order + limit',
-        run: (k, i) =>
-          runWithTenant(
-            tenant(i),
-            async () => await k('documents').where('views', '>=', 0).orderBy('id').limit(20),
-          ),
+        run: (k) => k('documents').where('views', '>=', 0).orderBy('id').limit(20),
       },
       {
         name: 'join',
         run: (k, i) =>
-          runWithTenant(
-            tenant(i),
-            async () =>
-              await k('documents')
-                .join('comments', 'comments.document_id', 'documents.id')
-                .where('documents.id', i % 500),
-          ),
+          k('documents')
+            .join('comments', 'comments.document_id', 'documents.id')
+            .where('documents.id', i % 500),
       },
-      {
-        name: 'increment',
-        run: (k, i) =>
-          runWithTenant(
-            tenant(i),
-            async () =>
-              await k('documents')
-                .where({ id: i % 500 })
-                .increment('views', 1),
-          ),
-      },
+      { name: 'increment', run: increment },
       {
         name: 'request (3 statements)',
-        run: (k, i) =>
-          runWithTenant(tenant(i), async () => {
-            await k('documents')
-              .where({ id: i % 500 })
-              .first();
-            await k('comments').where({ document_id: i % 500 });
-            await k('documents')
-              .where({ id: i % 500 })
-              .increment('views', 1);
-          }),
+        run: async (k, i) => {
+          await selectById(k, i);
+          await k('comments').where({ document_id: i % 500 });
+          await increment(k, i);
+        },
       },
     ];
+    const shapes = statements.map(({ name, run }) => ({
+      name,
+      run: (k: TenantKnex, i: number) => runWithTenant(tenant(i), async () => await run(k, i)),
+    }));
 
     console.log(
       `RLS backstop on vs off (same role, same data; ${ROUNDS * PER_ROUND} sequential calls of each, alternating on/off call by call, tenant rotates per call)`,
@@ -166,7 +141,7 @@ async function main(): Promise<void> {
       `RLS overall latency ratio (sum of statement medians): ${(sumOn / sumOff).toFixed(3)} (goal <= 1.10)`,
     );
   } finally {
-    for (const k of knexes) await k.destroy();
+    await destroyAll();
     await database.dropLike(onName).catch(() => undefined);
     await database.admin(`drop role if exists "${role}"`).catch(() => undefined);
     await database.close();

@@ -12,10 +12,10 @@
  */
 import 'reflect-metadata';
 import { performance } from 'node:perf_hooks';
-import knexFactory, { type Knex } from 'knex';
+import type { Knex } from 'knex';
 import { runWithTenant, withTenancy, type TenantKnex } from '../src/index';
 import { openBenchDatabase } from './load/bench-database';
-import { interleave, line } from './support/interleaved';
+import { benchKnexes, interleave, line } from './support/interleaved';
 
 const SMALL = Number(process.env.SCHEMA_BENCH_SMALL ?? 10);
 const LARGE = Number(process.env.SCHEMA_BENCH_LARGE ?? 1000);
@@ -56,12 +56,7 @@ async function main(): Promise<void> {
   const database = await openBenchDatabase('schemabench');
   const smallName = decodeURIComponent(new URL(database.url).pathname.slice(1));
   const largeName = `${smallName}_large`;
-  const knexes: Knex[] = [];
-  const open = (url: string): Knex => {
-    const k = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 4 } });
-    knexes.push(k);
-    return k;
-  };
+  const { open, destroyAll } = benchKnexes();
   try {
     await database.admin(`create database "${largeName}"`);
     const small = open(database.url);
@@ -94,7 +89,7 @@ async function main(): Promise<void> {
       `schema mode per-request ratio ${LARGE} / ${SMALL} tenants (median): ${(timingLarge.medianUs / timingSmall.medianUs).toFixed(3)} (goal <= 1.1); mean ratio ${(timingLarge.meanUs / timingSmall.meanUs).toFixed(3)}`,
     );
   } finally {
-    for (const k of knexes) await k.destroy();
+    await destroyAll();
     await database.close();
   }
 }

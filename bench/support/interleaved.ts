@@ -5,6 +5,7 @@
  * next) hits both alike, and neither always runs first. Not library code.
  */
 import { performance } from 'node:perf_hooks';
+import knexFactory, { type Knex } from 'knex';
 
 /** A named operation to time. */
 export interface Variant {
@@ -70,4 +71,19 @@ export function microsPerCall(fn: (i: number) => unknown, calls: number): number
 /** Formats a timing line. */
 export function line(t: Timing): string {
   return `${t.name.padEnd(34)} median ${t.medianUs.toFixed(0).padStart(6)} µs  p95 ${t.p95Us.toFixed(0).padStart(6)} µs  mean ${t.meanUs.toFixed(0).padStart(6)} µs`;
+}
+
+/** Knex instances (pool 1..4) opened by a bench, destroyed together at its end. */
+export function benchKnexes(): { open(url: string): Knex; destroyAll(): Promise<void> } {
+  const opened: Knex[] = [];
+  return {
+    open(url) {
+      const k = knexFactory({ client: 'pg', connection: url, pool: { min: 1, max: 4 } });
+      opened.push(k);
+      return k;
+    },
+    async destroyAll() {
+      for (const k of opened.splice(0)) await k.destroy();
+    },
+  };
 }

@@ -3,11 +3,15 @@
  *   A) bare Express, and
  *   B) Express + resolveTenant() (header strategy, warm CachedTenantStore)
  *      + requireTenant() + a service resolved from the per-request container,
- * driven by autocannon on 127.0.0.1 in short alternating slices (A B, B A,
- * ...) so machine noise hits both sides alike. Prints B/A throughput as the
- * median of the paired slices (goal >= 0.95), latency, and the server's own
- * CPU time per request on each side (measured in the server process, so the
- * load generator's share of the two cores does not enter it).
+ * and, as a reference, F) the floor: the least any design with the same
+ * parts must do, written by hand without tenantry (one AsyncLocalStorage
+ * scope, one tsyringe child container holding the tenant, the service
+ * resolved through it, a route-level check), driven by autocannon on
+ * 127.0.0.1 in short slices whose order rotates (A F B, F B A, B A F, ...) so
+ * machine noise hits every side alike. Prints B/A throughput as the median of
+ * the per-round ratios (goal >= 0.95), F/A and B/F, latency, and the server's
+ * own CPU time per request on each side (measured in the server process, so
+ * the load generator's share of the two cores does not enter it).
  *
  *   node build/bench/http.bench.js
  *   BENCH_ROUNDS=20 BENCH_SECONDS=1 BENCH_CONNECTIONS=32 node build/bench/http.bench.js
@@ -17,12 +21,13 @@
  * on a warm production path.
  */
 import 'reflect-metadata';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { fork, type ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import autocannon from 'autocannon';
-import express, { type Request, type Response } from 'express';
-import { injectable } from 'tsyringe';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { container, injectable } from 'tsyringe';
 import {
   CachedTenantStore,
   InMemoryTenantStore,
@@ -90,8 +95,35 @@ async function serve(): Promise<void> {
   tenanted.get('/documents', requireTenant(), handler);
   tenanted.use(tenancyErrorHandler());
 
+  // F: the floor, by hand. A plain { id } object stands in for TenantContext
+  // (no scope check), looked up in a Map (no validation, no store, no cache).
+  const floorTenants = new Map(ids.map((id) => [id, { id }]));
+  const floorScope = new AsyncLocalStorage<{ id: string }>();
+  const floor = express();
+  floor.disable('x-powered-by');
+  floor.use((req: Request, _res: Response, next: NextFunction) => {
+    const tenant = floorTenants.get(String(req.headers['x-tenant-id']));
+    if (tenant === undefined) {
+      next();
+      return;
+    }
+    const child = container.createChildContainer();
+    child.register(TenantContext, { useValue: tenant as unknown as TenantContext });
+    req.container = child;
+    floorScope.run(tenant, next);
+  });
+  floor.get(
+    '/documents',
+    (req: Request, res: Response, next: NextFunction) => {
+      if (req.container === undefined) res.status(401).end();
+      else next();
+    },
+    handler,
+  );
+
   const a = await listen(bare);
   const b = await listen(tenanted);
+  const f = await listen(floor);
   // The parent asks for the server's CPU time around each slice.
   process.on('message', (m: { cpu?: number }) => {
     if (typeof m?.cpu === 'number') {
@@ -99,10 +131,11 @@ async function serve(): Promise<void> {
       process.send?.({ cpu: m.cpu, micros: usage.user + usage.system });
     }
   });
-  process.send?.({ bare: a.port, tenanted: b.port });
+  process.send?.({ bare: a.port, tenanted: b.port, floor: f.port });
   process.on('disconnect', () => {
     a.server.close();
     b.server.close();
+    f.server.close();
     process.exit(0);
   });
 }
@@ -174,73 +207,86 @@ function median(values: number[]): number {
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
+type Side = 'bare' | 'floor' | 'tenanted';
+const SIDES: readonly Side[] = ['bare', 'floor', 'tenanted'];
+const LABEL: Record<Side, string> = {
+  bare: 'A bare Express      ',
+  floor: 'F floor, by hand    ',
+  tenanted: 'B tenantry chain    ',
+};
+
 async function main(): Promise<void> {
   const child: ChildProcess = fork(__filename, ['--serve'], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const ports = await new Promise<{ bare: number; tenanted: number }>((resolve, reject) => {
-    child.once('message', (m) => resolve(m as { bare: number; tenanted: number }));
+  const ports = await new Promise<Record<Side, number>>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as Record<Side, number>));
     child.once('exit', (code) => reject(new Error(`Bench server exited early (${code})`)));
   });
   try {
     // Warm-up: JIT and the tenant cache, not measured.
-    await Promise.all([
-      autocannon({ url: `http://127.0.0.1:${ports.bare}/documents`, connections: 8, amount: 2000 }),
-      autocannon({
-        url: `http://127.0.0.1:${ports.tenanted}/documents`,
-        connections: 8,
-        amount: 2000,
-        requests: [
-          {
-            setupRequest: (r) => ({
-              ...r,
-              headers: { 'x-tenant-id': `tenant-${Math.floor(Math.random() * TENANTS)}` },
-            }),
-          },
-        ],
-      }),
-    ]);
-    const bare: Round[] = [];
-    const tenanted: Round[] = [];
-    for (let round = 1; round <= ROUNDS; round += 1) {
-      // Alternate which side goes first, so drift does not favour one.
-      const order = round % 2 === 1 ? (['A', 'B'] as const) : (['B', 'A'] as const);
+    await Promise.all(
+      SIDES.map((side) =>
+        autocannon({
+          url: `http://127.0.0.1:${ports[side]}/documents`,
+          connections: 8,
+          amount: 2000,
+          requests: [
+            {
+              setupRequest: (r) => ({
+                ...r,
+                headers: { 'x-tenant-id': `tenant-${Math.floor(Math.random() * TENANTS)}` },
+              }),
+            },
+          ],
+        }),
+      ),
+    );
+    const rounds: Record<Side, Round[]> = { bare: [], floor: [], tenanted: [] };
+    for (let round = 0; round < ROUNDS; round += 1) {
+      // Rotate which side goes first, so drift does not favour one.
+      const order = SIDES.map((_, i) => SIDES[(i + round) % SIDES.length] as Side);
       for (const side of order) {
-        const r = await drive(child, side === 'A' ? ports.bare : ports.tenanted);
-        (side === 'A' ? bare : tenanted).push(r);
+        const r = await drive(child, ports[side]);
+        rounds[side].push(r);
         if (process.env.BENCH_VERBOSE) {
           console.log(
-            `round ${round} ${side === 'A' ? 'bare     ' : 'tenantry '} ${r.rps.toFixed(0).padStart(7)} req/s  server CPU ${r.cpuPerRequest.toFixed(1)} µs/request  p50 ${r.p50} ms  p99 ${r.p99} ms  non2xx ${r.non2xx}  errors ${r.errors}`,
+            `round ${round + 1} ${LABEL[side]} ${r.rps.toFixed(0).padStart(7)} req/s  server CPU ${r.cpuPerRequest.toFixed(1)} µs/request  p50 ${r.p50} ms  p99 ${r.p99} ms  non2xx ${r.non2xx}  errors ${r.errors}`,
           );
         }
       }
     }
-    const bad = [...bare, ...tenanted].reduce((s, r) => s + r.non2xx + r.errors, 0);
-    const a = median(bare.map((r) => r.rps));
-    const b = median(tenanted.map((r) => r.rps));
-    // Paired per-round ratios: a noisy neighbour slowing one round hurts both sides of that pair.
-    const perRound = bare.map((r, i) => (tenanted[i] as Round).rps / r.rps);
-    const ratio = median(perRound);
+    const bad = SIDES.reduce(
+      (sum, side) => sum + rounds[side].reduce((s, r) => s + r.non2xx + r.errors, 0),
+      0,
+    );
+    // Per-round ratios: a noisy neighbour slowing one round hurts every side of that round.
+    const ratios = (top: Side, bottom: Side): number[] =>
+      rounds[bottom].map((r, i) => (rounds[top][i] as Round).rps / r.rps);
+    const describe = (values: number[]): string => {
+      const sorted = [...values].sort((x, y) => x - y);
+      const q = (p: number) => (sorted[Math.floor((sorted.length - 1) * p)] as number).toFixed(3);
+      return `${median(values).toFixed(3)} (quartiles ${q(0.25)} - ${q(0.75)})`;
+    };
     console.log('');
     console.log(
-      `HTTP bench: ${ROUNDS} paired slices x ${SECONDS} s x ${CONNECTIONS} connections, ${TENANTS} tenants`,
+      `HTTP bench: ${ROUNDS} rounds x ${SIDES.length} sides x ${SECONDS} s x ${CONNECTIONS} connections, ${TENANTS} tenants`,
+    );
+    for (const side of SIDES) {
+      const rs = rounds[side];
+      console.log(
+        `  ${LABEL[side]} median ${median(rs.map((r) => r.rps)).toFixed(0)} req/s, server CPU ${median(rs.map((r) => r.cpuPerRequest)).toFixed(1)} µs/request, p50 ${median(rs.map((r) => r.p50))} ms, p99 ${median(rs.map((r) => r.p99))} ms`,
+      );
+    }
+    const goal = median(ratios('tenanted', 'bare'));
+    console.log(
+      `  throughput B/A       ${describe(ratios('tenanted', 'bare'))}, median of ${ROUNDS} rounds; goal >= 0.95 ${goal >= 0.95 ? 'MET' : 'NOT MET'}`,
     );
     console.log(
-      `  bare Express         median ${a.toFixed(0)} req/s, p50 ${median(bare.map((r) => r.p50))} ms, p99 ${median(bare.map((r) => r.p99))} ms`,
+      `  throughput F/A       ${describe(ratios('floor', 'bare'))}: the floor of any ALS + per-request child container design`,
     );
     console.log(
-      `  tenantry chain       median ${b.toFixed(0)} req/s, p50 ${median(tenanted.map((r) => r.p50))} ms, p99 ${median(tenanted.map((r) => r.p99))} ms`,
-    );
-    const cpuA = median(bare.map((r) => r.cpuPerRequest));
-    const cpuB = median(tenanted.map((r) => r.cpuPerRequest));
-    const sorted = [...perRound].sort((x, y) => x - y);
-    const quartile = (q: number) =>
-      (sorted[Math.floor((sorted.length - 1) * q)] as number).toFixed(3);
-    console.log(
-      `  server CPU/request   bare ${cpuA.toFixed(1)} µs, tenantry ${cpuB.toFixed(1)} µs (+${(cpuB - cpuA).toFixed(1)} µs; bare/tenantry ${(cpuA / cpuB).toFixed(3)})`,
-    );
-    console.log(
-      `  throughput ratio     ${ratio.toFixed(3)} median of ${perRound.length} paired slices (quartiles ${quartile(0.25)} - ${quartile(0.75)}; ratio of medians ${(b / a).toFixed(3)}; goal >= 0.95) ${ratio >= 0.95 ? 'MET' : 'NOT MET'}`,
+      `  throughput B/F       ${describe(ratios('tenanted', 'floor'))}: what tenantry adds over the floor`,
     );
     console.log(`  non-2xx + errors     ${bad}`);
     if (bad > 0) process.exitCode = 1;

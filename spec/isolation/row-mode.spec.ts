@@ -1,3 +1,4 @@
+import { setFlagsFromString } from 'node:v8';
 import { expect } from 'chai';
 import type { Knex } from 'knex';
 import { container, inject, injectable } from 'tsyringe';
@@ -760,6 +761,16 @@ describe('withTenancy() row mode', () => {
       expect(called).to.equal(true);
       expect(await knex('documents').count({ n: '*' })).to.deep.equal([{ n: '6' }]);
       expect(await acme(() => db('documents'))).to.have.length(3);
+    });
+
+    it("keeps the scoped client in V8's fast-property mode, as the base client is", () => {
+      // knex reads client properties on every statement; a `delete` on the
+      // client (as an earlier version did) turns them into dictionary lookups.
+      setFlagsFromString('--allow-natives-syntax');
+      const fast = new Function('o', 'return %HasFastProperties(o)') as (o: unknown) => boolean;
+      setFlagsFromString('--no-allow-natives-syntax');
+      expect(fast(knex.client), 'control: the base client').to.equal(true);
+      expect(fast(db.client)).to.equal(true);
     });
 
     it('rejects bad options at start-up', () => {

@@ -288,9 +288,12 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
 
   const client = Object.create(ScopedClient.prototype) as KnexClientLike & Record<string, unknown>;
   Object.assign(client, baseClient);
-  // Own event listeners: sharing the base's listener table would duplicate every event.
-  delete client._events;
-  delete client._eventsCount;
+  // Own event listeners: sharing the base's listener table would duplicate every
+  // event. Reset by assignment, never `delete`: deleting a property puts the
+  // client in V8's slow (dictionary) mode, and knex reads client properties
+  // on every statement.
+  client._events = undefined;
+  client._eventsCount = 0;
   EventEmitter.call(client);
   for (const event of ['start', 'query', 'query-error', 'query-response']) {
     client.on(event, (...args: unknown[]) => baseClient.emit(event, ...args));

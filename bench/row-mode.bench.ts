@@ -10,6 +10,7 @@
 import 'reflect-metadata';
 import knexFactory, { type Knex } from 'knex';
 import { runWithTenant, withTenancy } from '../src/index';
+import { setScopingDisabledForMutationTest } from '../src/isolation/statement-scoper';
 import { openBenchDatabase } from './load/bench-database';
 import { interleave, line, microsPerCall } from './support/interleaved';
 
@@ -116,7 +117,11 @@ async function main(): Promise<void> {
       if (!manual || !scoped) throw new Error('missing timing');
       sumScoped += scoped.medianUs;
       sumManual += manual.medianUs;
-      const compileManual = microsPerCall((i) => shape.manual(knex, tenant(i), i).toSQL(), 20_000);
+      // Both inside runWithTenant(), as in the timed runs: only the scoping differs.
+      const compileManual = microsPerCall(
+        (i) => runWithTenant(tenant(i), () => shape.manual(knex, tenant(i), i).toSQL()),
+        20_000,
+      );
       const compileScoped = microsPerCall(
         (i) => runWithTenant(tenant(i), () => shape.scoped(db, i).toSQL()),
         20_000,
@@ -130,10 +135,72 @@ async function main(): Promise<void> {
     console.log(
       `row mode overall latency ratio (sum of medians): ${(sumScoped / sumManual).toFixed(3)} (goal <= 1.03)`,
     );
+    await decompose(knex, db, tenant);
   } finally {
     await knex.destroy();
     await database.close();
   }
+}
+
+/**
+ * Where the gap of the simplest statement goes, four variants alternating
+ * call by call: hand-written; hand-written with the tenant column qualified
+ * as tenantry writes it; the same qualified statement through withTenancy()
+ * with the scoping switched off (the scoped client's own layers: scope
+ * capture at build and run, the compiler subclass, the checkout and query
+ * hooks); withTenancy() as shipped.
+ */
+async function decompose(knex: Knex, db: Knex, tenant: (i: number) => string): Promise<void> {
+  const rounds = Number(process.env.BENCH_DECOMPOSE_ROUNDS ?? 20);
+  const inTenant = (i: number, fn: () => Knex.QueryBuilder) =>
+    runWithTenant(tenant(i), async () => await fn());
+  const qualified = (k: Knex, i: number) =>
+    k('documents')
+      .where({ id: i % 500 })
+      .where('documents.tenant_id', tenant(i))
+      .first();
+  const timings = await interleave(
+    [
+      {
+        name: 'hand-written',
+        run: (i) =>
+          inTenant(i, () =>
+            knex('documents')
+              .where({ id: i % 500 })
+              .where('tenant_id', tenant(i))
+              .first(),
+          ),
+      },
+      { name: '+ qualified tenant column', run: (i) => inTenant(i, () => qualified(knex, i)) },
+      {
+        name: '+ withTenancy client, no scoping',
+        run: async (i) => {
+          setScopingDisabledForMutationTest(true);
+          try {
+            return await inTenant(i, () => qualified(db, i));
+          } finally {
+            setScopingDisabledForMutationTest(false);
+          }
+        },
+      },
+      {
+        name: '+ scoping (withTenancy)',
+        run: (i) =>
+          inTenant(i, () =>
+            db('documents')
+              .where({ id: i % 500 })
+              .first(),
+          ),
+      },
+    ],
+    rounds,
+    PER_ROUND,
+  );
+  const base = (timings[0] as (typeof timings)[number]).medianUs;
+  console.log(
+    `where the gap goes (select by id, ${rounds} x ${PER_ROUND} calls of each, alternating):`,
+  );
+  for (const t of timings) console.log(`${line(t)}  ratio ${(t.medianUs / base).toFixed(3)}`);
 }
 
 main().catch((error: unknown) => {

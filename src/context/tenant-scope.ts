@@ -39,8 +39,7 @@ function toContext(tenant: TenantLike): TenantContext {
  * ```
  */
 export function runWithTenant<T>(tenant: TenantLike, fn: () => T): T {
-  const context = toContext(tenant);
-  return tenantScopeStorage.run({ kind: 'tenant', context, captured: undefined }, fn);
+  return runInTenantScope(toContext(tenant), fn);
 }
 
 /**

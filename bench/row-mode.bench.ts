@@ -17,6 +17,11 @@ import { interleave, line, microsPerCall } from './support/interleaved';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
 const PER_ROUND = Number(process.env.BENCH_PER_ROUND ?? 500);
 const TENANTS = ['acme', 'globex', 'initech', 'umbrella'];
+const tenant = (i: number): string => TENANTS[i % TENANTS.length] as string;
+
+/** Runs call i's statement inside its tenant's scope, as a request would. */
+const inTenant = (i: number, fn: () => PromiseLike<unknown>): Promise<unknown> =>
+  runWithTenant(tenant(i), async () => await fn());
 
 async function main(): Promise<void> {
   const database = await openBenchDatabase('rowbench');
@@ -40,7 +45,6 @@ async function main(): Promise<void> {
     }
     await knex.raw('analyze');
     const db = withTenancy(knex, { tenantTables: ['documents', 'comments'] });
-    const tenant = (i: number) => TENANTS[i % TENANTS.length] as string;
 
     const shapes: Array<{
       name: string;
@@ -103,12 +107,11 @@ async function main(): Promise<void> {
           // Both run inside runWithTenant(): a real request always has a scope; only the scoping differs.
           {
             name: `${shape.name} (plain knex)`,
-            run: (i) =>
-              runWithTenant(tenant(i), async () => await shape.manual(knex, tenant(i), i)),
+            run: (i) => inTenant(i, () => shape.manual(knex, tenant(i), i)),
           },
           {
             name: `${shape.name} (withTenancy)`,
-            run: (i) => runWithTenant(tenant(i), async () => await shape.scoped(db, i)),
+            run: (i) => inTenant(i, () => shape.scoped(db, i)),
           },
         ],
         ROUNDS,
@@ -135,7 +138,7 @@ async function main(): Promise<void> {
     console.log(
       `row mode overall latency ratio (sum of medians): ${(sumScoped / sumManual).toFixed(3)} (goal <= 1.03)`,
     );
-    await decompose(knex, db, tenant);
+    await decompose(knex, db);
   } finally {
     await knex.destroy();
     await database.close();
@@ -150,10 +153,8 @@ async function main(): Promise<void> {
  * capture at build and run, the compiler subclass, the checkout and query
  * hooks); withTenancy() as shipped.
  */
-async function decompose(knex: Knex, db: Knex, tenant: (i: number) => string): Promise<void> {
+async function decompose(knex: Knex, db: Knex): Promise<void> {
   const rounds = Number(process.env.BENCH_DECOMPOSE_ROUNDS ?? 20);
-  const inTenant = (i: number, fn: () => Knex.QueryBuilder) =>
-    runWithTenant(tenant(i), async () => await fn());
   const qualified = (k: Knex, i: number) =>
     k('documents')
       .where({ id: i % 500 })

@@ -3,7 +3,13 @@ import fc from 'fast-check';
 import type { Knex } from 'knex';
 import { runAsSystem, runWithTenant, withTenancy, type TenantKnex } from '../../src/index';
 import { setScopingDisabledForMutationTest } from '../../src/isolation/statement-scoper';
-import { buildShape, queryShape, type QueryShape } from './support/query-shapes';
+import { setVerifierDisabledForMutationTest } from '../../src/isolation/verifier/final-sql-verifier';
+import {
+  ALWAYS_REFUSED_VERBS,
+  buildShape,
+  queryShape,
+  type QueryShape,
+} from './support/query-shapes';
 import { createRowFixture } from './support/row-fixture';
 
 const TENANTS = ['acme', 'globex', 'initech'] as const;
@@ -46,7 +52,7 @@ async function rowsOf(trx: Knex.Transaction, tenants: readonly string[]): Promis
  * then require the same result, the same rows for the caller, and the other
  * tenants' rows byte-for-byte unchanged.
  */
-const stats = { refused: 0, compared: 0 };
+const stats = { refused: 0, compared: 0, mustRefuse: 0 };
 
 async function checkCase(db: TenantKnex, shape: QueryShape, caller: string): Promise<void> {
   const others = TENANTS.filter((t) => t !== caller);
@@ -60,7 +66,12 @@ async function checkCase(db: TenantKnex, shape: QueryShape, caller: string): Pro
       const othersAfter = actual.kind === 'ok' ? await rowsOf(sp1, others) : othersBefore;
       await sp1.rollback().catch(() => undefined);
       if (othersAfter !== othersBefore) return `other tenants' rows changed`;
-      if (actual.kind === 'error' && actual.code === 'UNSAFE_QUERY') {
+      const refused = actual.kind === 'error' && actual.code === 'UNSAFE_QUERY';
+      if (ALWAYS_REFUSED_VERBS.has(shape.verb)) {
+        stats.mustRefuse += 1;
+        return refused ? undefined : `must be refused, got ${JSON.stringify(actual)}`;
+      }
+      if (refused) {
         stats.refused += 1;
         return undefined; // refused: fail closed
       }
@@ -140,19 +151,33 @@ describe('row mode isolation property', function () {
     expect(stats.refused, JSON.stringify(stats)).to.be.below(RUNS * 0.1);
   });
 
-  it('fails when the scoping is switched off (mutation check)', async () => {
+  const property = () =>
+    fc.asyncProperty(queryShape, fc.constantFrom(...TENANTS), (shape, caller) =>
+      checkCase(db, shape, caller),
+    );
+
+  it('fails when the rewrite and the verifier are both switched off (mutation check)', async () => {
     setScopingDisabledForMutationTest(true);
+    setVerifierDisabledForMutationTest(true);
     let details: fc.RunDetails<[QueryShape, (typeof TENANTS)[number]]>;
     try {
-      details = await fc.check(
-        fc.asyncProperty(queryShape, fc.constantFrom(...TENANTS), (shape, caller) =>
-          checkCase(db, shape, caller),
-        ),
-        { numRuns: 200, seed: SEED, endOnFailure: true },
-      );
+      details = await fc.check(property(), { numRuns: 200, seed: SEED, endOnFailure: true });
+    } finally {
+      setScopingDisabledForMutationTest(false);
+      setVerifierDisabledForMutationTest(false);
+    }
+    expect(details.failed, 'the property must catch unscoped statements').to.equal(true);
+  });
+
+  it('holds with the rewrite switched off: the verifier alone refuses every unscoped statement', async () => {
+    setScopingDisabledForMutationTest(true);
+    const before = { ...stats };
+    try {
+      await fc.assert(property(), { numRuns: 300, seed: SEED + 1, endOnFailure: true });
     } finally {
       setScopingDisabledForMutationTest(false);
     }
-    expect(details.failed, 'the property must catch unscoped statements').to.equal(true);
+    // Without the rewrite nearly everything on a tenant table is refused, and nothing leaks.
+    expect(stats.refused - before.refused).to.be.above(150);
   });
 });

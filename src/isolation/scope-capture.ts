@@ -80,3 +80,26 @@ export function executionAllowed(
   if (built === undefined || executed.kind === 'none') return true;
   return sameScope(built, executed);
 }
+
+// The scope of the execution whose statement is being compiled right now.
+// knex compiles a statement synchronously inside the runner's connection
+// callback, so a slot set around that call is exact per execution: two
+// concurrent awaits of one builder each compile inside their own callback
+// and never see each other's scope (a slot on the builder would be shared).
+let executing: CapturedScope | undefined;
+
+/** Runs `fn` (one execution's synchronous compile-and-send) with `scope` as the execution scope. */
+export function withExecutionScope<T>(scope: CapturedScope, fn: () => T): T {
+  const previous = executing;
+  executing = scope;
+  try {
+    return fn();
+  } finally {
+    executing = previous;
+  }
+}
+
+/** The scope of the execution being compiled, if any (see {@link withExecutionScope}). */
+export function executionScope(): CapturedScope | undefined {
+  return executing;
+}

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Knex } from 'knex';
 import { emitTenancyAudit } from '../context/audit';
-import { UnsafeQueryError } from '../errors';
+import { TenancyError, UnsafeQueryError } from '../errors';
 import { silentLogger } from '../logger';
 import type { KnexPgStatement } from './rls/pipelined-setting';
 import { createRlsSession, type RlsSession } from './rls/rls-session';
@@ -9,12 +9,15 @@ import { DEFAULT_SCHEMA_PREFIX, tenantSchemaName } from './schema/tenant-schema-
 import {
   captureScope,
   connectionScope,
+  executionScope,
   runAsStatementScope,
+  sameScope,
+  withExecutionScope,
   type CapturedScope,
 } from './scope-capture';
+import { stampStatement, statementStamp } from './statement-stamp';
 import {
   BUILT_SCOPE,
-  EXECUTED_SCOPE,
   ScopeEngine,
   compileScope,
   scopedRawToSQL,
@@ -22,6 +25,8 @@ import {
   type KnexCompiler,
 } from './statement-scoper';
 import { TableCatalog } from './table-catalog';
+import { DEFAULT_PROOF_CACHE_SIZE, FinalSqlVerifier } from './verifier/final-sql-verifier';
+import { loadSqlParser, sqlParserLoaded } from './verifier/sql-parser';
 import type { TenancyInfo, TenantKnex, UnscopedOptions } from './tenant-knex';
 import type { WithTenancyOptions } from './with-tenancy-options';
 
@@ -39,6 +44,11 @@ interface KnexClientLike extends EventEmitter {
   runner(builder: unknown): unknown;
   schemaBuilder(): unknown;
   acquireConnection(): Promise<unknown>;
+  /** Sends one statement: positions its bindings, emits 'query', calls `_query`. */
+  query(connection: unknown, statement: KnexPgStatement | string): Promise<unknown>;
+  stream(connection: unknown, statement: KnexPgStatement | string, ...rest: unknown[]): unknown;
+  /** The dialect's `?` -> `$n` rewrite: what PostgreSQL receives. */
+  positionBindings(sql: string): string;
   _query(connection: unknown, statement: KnexPgStatement): Promise<unknown>;
   _stream(connection: unknown, statement: KnexPgStatement, ...rest: unknown[]): Promise<unknown>;
   releaseConnection(connection: unknown): Promise<unknown>;
@@ -49,18 +59,25 @@ interface RawLike {
   sql?: unknown;
   toSQL(...args: unknown[]): unknown;
   [BUILT_SCOPE]?: CapturedScope;
-  [EXECUTED_SCOPE]?: CapturedScope | undefined;
 }
 
 interface ScopedTarget {
   [BUILT_SCOPE]?: CapturedScope;
-  [EXECUTED_SCOPE]?: CapturedScope | undefined;
 }
 
 /** The knex Runner methods that start a statement. */
 interface RunnerLike {
   run(...args: unknown[]): unknown;
   stream(...args: unknown[]): unknown;
+  /**
+   * knex 3.x internal: acquires the connection, then calls `callback(runner,
+   * params)`, which compiles the statement (`builder.toSQL()`) and sends it
+   * synchronously. Wrapped to give that compile its execution's scope.
+   */
+  ensureConnection(
+    callback: (runner: unknown, params: unknown) => unknown,
+    params?: unknown,
+  ): unknown;
 }
 
 type ClientConstructor = new (...args: never[]) => KnexClientLike;
@@ -113,11 +130,93 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
     );
   }
   const allowRaw = options.allowRaw ?? false;
+  if (allowRaw && !rlsEnabled) {
+    throw new TypeError(
+      'Cannot use allowRaw without the RLS backstop because allowRaw sends raw SQL that tenantry cannot prove ' +
+        'tenant-safe. Remove allowRaw (raw SQL whose final statement is proven safe runs without it), or turn ' +
+        'rls on so PostgreSQL enforces the tenant.',
+    );
+  }
+  const safeFunctions = new Set<string>();
+  for (const name of options.safeFunctions ?? []) {
+    if (
+      typeof name !== 'string' ||
+      !/^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$/.test(name)
+    ) {
+      throw new TypeError(
+        `Cannot declare safe function "${String(name)}" because it is not a function name. Use "name" or "schema.name".`,
+      );
+    }
+    safeFunctions.add(name);
+  }
 
   const schemaCache = new Map<string, string>();
   let ready = !discover && !rlsEnabled;
   let readyPromise: Promise<void> | undefined;
   let rls: RlsSession | undefined;
+
+  const schemaFor = (scope: CapturedScope & { kind: 'tenant' }): string => {
+    const stored = scope.record.isolation?.schema;
+    const key = `${scope.id}\u0000${stored ?? ''}`;
+    let name = schemaCache.get(key);
+    if (name === undefined) {
+      name = tenantSchemaName(scope.record, prefix);
+      if (schemaCache.size > 10_000) schemaCache.clear();
+      schemaCache.set(key, name);
+    }
+    return name;
+  };
+  const verifier = new FinalSqlVerifier({
+    mode,
+    tenantColumn,
+    tables: catalog.verifierTables(),
+    isSafeFunction: (name) => safeFunctions.has(name),
+    cacheSize: options.proofCacheSize ?? DEFAULT_PROOF_CACHE_SIZE,
+    schemaFor,
+  });
+  void loadSqlParser().catch((error: unknown) => {
+    logger.error('tenantry could not load the SQL parser; every statement will be refused', {
+      error: error instanceof Error ? error.message : String(error),
+    });
+  });
+
+  /**
+   * The final check before anything is sent: the statement's final SQL is
+   * proven tenant-safe for the scope it runs as, or refused.
+   */
+  const verifyStatement = (client: KnexClientLike, queried: KnexPgStatement | string): void => {
+    const statement: KnexPgStatement = typeof queried === 'string' ? { sql: queried } : queried;
+    const stamp = statementStamp(statement);
+    const scope = stamp?.scope ?? executionScope() ?? connectionScope();
+    try {
+      if (typeof statement.sql !== 'string') {
+        throw new UnsafeQueryError(
+          'Cannot send a statement without SQL text because it cannot be proven tenant-safe.',
+        );
+      }
+      const bindings = Array.isArray(statement.bindings)
+        ? (statement.bindings as unknown[])
+        : undefined;
+      verifier.verify(statement.sql, bindings, scope, stamp?.conflict, (sql) =>
+        client.positionBindings(sql),
+      );
+    } catch (error) {
+      if (stamp?.trustRaw === true && error instanceof UnsafeQueryError) {
+        // allowRaw (only with the RLS backstop): raw SQL sent without proof, audited.
+        emitTenancyAudit({
+          type: 'raw_query_allowed',
+          reason: 'allowRaw',
+          ...(scope.kind === 'tenant' ? { tenantId: scope.id } : {}),
+          detail: { sql: statement.sql },
+        });
+        return;
+      }
+      if (error instanceof TenancyError) {
+        logger.warn('tenantry refused a statement', { code: error.code, reason: error.message });
+      }
+      throw error;
+    }
+  };
 
   const engine = new ScopeEngine({
     mode,
@@ -126,17 +225,7 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
     allowRaw,
     logger,
     isReady: () => ready,
-    schemaFor: (scope) => {
-      const stored = scope.record.isolation?.schema;
-      const key = `${scope.id}\u0000${stored ?? ''}`;
-      let name = schemaCache.get(key);
-      if (name === undefined) {
-        name = tenantSchemaName(scope.record, prefix);
-        if (schemaCache.size > 10_000) schemaCache.clear();
-        schemaCache.set(key, name);
-      }
-      return name;
-    },
+    schemaFor,
   });
 
   const init = async (): Promise<void> => {
@@ -148,6 +237,7 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
         [tenantColumn],
       )) as { rows: Array<{ name: string }> };
       catalog.addDiscovered(result.rows.map((r) => r.name));
+      verifier.clear();
       logger.debug('tenantry discovered tenant tables', { tables: catalog.tenantTables() });
     }
     if (rlsEnabled) {
@@ -204,17 +294,19 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
       raw[BUILT_SCOPE] = built;
       const original = raw.toSQL;
       raw.toSQL = function scopedRawToSQL(this: RawLike, ...rest: unknown[]): unknown {
-        // Inside a statement's compile it is a fragment: the statement's raw rule applies.
+        const out = original.apply(this, rest);
+        // Inside a statement's compile it is a fragment of that statement.
         if (compileScope() === undefined) {
-          const scope = raw[EXECUTED_SCOPE] ?? captureScope();
-          raw[EXECUTED_SCOPE] = undefined;
-          engine.checkTopLevelRaw(typeof raw.sql === 'string' ? raw.sql : String(raw.sql), built);
-          // Awaited with no scope it runs as its build scope; from another scope both must pass.
-          if (scope.kind !== 'none' && built.kind !== scope.kind) {
-            engine.checkTopLevelRaw(String(raw.sql), scope);
-          }
+          // Awaited with no scope it runs as its build scope; from another scope the two conflict.
+          const executed = executionScope() ?? captureScope();
+          const scope = built.kind === 'none' ? executed : built;
+          const conflict =
+            built.kind !== 'none' && executed.kind !== 'none' && !sameScope(built, executed)
+              ? executed
+              : undefined;
+          stampStatement(out, { scope, conflict, trustRaw: allowRaw });
         }
-        return original.apply(this, rest);
+        return out;
       };
       scopedRawToSQL.add(raw.toSQL);
       return raw;
@@ -222,13 +314,21 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
 
     override runner(builder: unknown): unknown {
       const executed = captureScope();
-      let built: CapturedScope | undefined;
-      if (typeof builder === 'object' && builder !== null) {
-        const target = builder as ScopedTarget;
-        target[EXECUTED_SCOPE] = executed;
-        built = target[BUILT_SCOPE];
-      }
+      const built =
+        typeof builder === 'object' && builder !== null
+          ? (builder as ScopedTarget)[BUILT_SCOPE]
+          : undefined;
       const runner = super.runner(builder) as RunnerLike;
+      // The execution's scope reaches the compile through the runner itself (one
+      // runner per execution), never through a slot on the shared builder.
+      const ensureConnection = runner.ensureConnection;
+      runner.ensureConnection = function ensureConnectionInScope(callback, params) {
+        return ensureConnection.call(
+          this,
+          (r: unknown, p: unknown) => withExecutionScope(executed, () => callback(r, p)),
+          params,
+        );
+      };
       if (rlsEnabled && executed.kind === 'none' && built !== undefined && built.kind !== 'none') {
         // A lazily awaited builder: its connection checkout must carry the
         // tenant it was built for, not the empty scope of the awaiting code.
@@ -252,14 +352,31 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
 
     override acquireConnection(): Promise<unknown> {
       // The hot path (no RLS, start-up checks done) adds no promise hop per statement.
-      if (ready) {
+      if (ready && sqlParserLoaded()) {
         if (rls === undefined) return super.acquireConnection();
         return rls.checkout(() => super.acquireConnection(), connectionScope());
       }
       const scope = connectionScope();
-      return ensureReady().then(() =>
+      return Promise.all([ensureReady(), loadSqlParser()]).then(() =>
         rls ? rls.checkout(() => super.acquireConnection(), scope) : super.acquireConnection(),
       );
+    }
+
+    // Every statement passes here before knex positions its bindings, emits
+    // 'query' and sends it (transactions call this through their own wrapper):
+    // the final check happens before anything is sent or logged as sent.
+    override query(connection: unknown, statement: KnexPgStatement | string): Promise<unknown> {
+      verifyStatement(this, statement);
+      return super.query(connection, statement);
+    }
+
+    override stream(
+      connection: unknown,
+      statement: KnexPgStatement | string,
+      ...rest: unknown[]
+    ): unknown {
+      verifyStatement(this, statement);
+      return super.stream(connection, statement, ...rest);
     }
 
     // With RLS, a checkout's tenant setting travels with its first statement.

@@ -1,4 +1,3 @@
-import { emitTenancyAudit } from '../context/audit';
 import { TenancyConfigError, TenantScopeError, UnsafeQueryError } from '../errors';
 import type { TenancyLogger } from '../logger';
 import { applyRowScope, type ScopedRef } from './row/row-scope';
@@ -7,9 +6,11 @@ import {
   captureScope,
   describeScope,
   executionAllowed,
+  executionScope,
   sameScope,
   type CapturedScope,
 } from './scope-capture';
+import { stampStatement } from './statement-stamp';
 import { parseTableString, type TableCatalog, type TableRef } from './table-catalog';
 
 /** A Knex statement record (`builder._statements[i]`): loosely typed on purpose, Knex has no types for it. */
@@ -54,12 +55,9 @@ export interface KnexCompiler {
 
 /** Symbol under which a builder keeps the scope it was created in. */
 export const BUILT_SCOPE: unique symbol = Symbol('tenantry.builtScope');
-/** Symbol under which a builder keeps the scope it was last executed in. */
-export const EXECUTED_SCOPE: unique symbol = Symbol('tenantry.executedScope');
 
 interface ScopedBuilder {
   [BUILT_SCOPE]?: CapturedScope;
-  [EXECUTED_SCOPE]?: CapturedScope | undefined;
 }
 
 interface CompileRun {
@@ -165,6 +163,8 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
+const PLAIN_ALIAS = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+
 function unsafe(message: string): UnsafeQueryError {
   return new UnsafeQueryError(message);
 }
@@ -216,31 +216,16 @@ export class ScopeEngine {
       this.#rewrite(compiler, builder, run, method ?? compiler.method);
       const out = original.call(compiler, method, tz);
       this.#finishRun(run);
+      // The send step proves the final SQL; it needs to know whose statement this is.
+      stampStatement(out, {
+        scope: run.scope,
+        conflict: run.mismatch,
+        trustRaw: this.settings.allowRaw && run.raws.length > 0,
+      });
       return out;
     } finally {
       activeRun = undefined;
     }
-  }
-
-  /**
-   * Checks a top-level `db.raw()` statement: refused (UNSAFE_QUERY) when its
-   * text names a tenant table, unless `allowRaw` or a system scope.
-   */
-  checkTopLevelRaw(sql: string, scope: CapturedScope): void {
-    if (scopingDisabled || scope.kind === 'system') return;
-    if (!this.settings.catalog.mentionsTenantTable(sql)) return;
-    if (!this.settings.allowRaw) {
-      throw unsafe(
-        'Cannot run raw SQL that names a tenant table because the isolation engine cannot scope it. ' +
-          'Use the query builder, db.unscoped({ reason }) or runAsSystem(), or set allowRaw.',
-      );
-    }
-    emitTenancyAudit({
-      type: 'raw_query_allowed',
-      reason: 'allowRaw',
-      ...(scope.kind === 'tenant' ? { tenantId: scope.id } : {}),
-      detail: { sql },
-    });
   }
 
   #startRun(builder: ScopedBuilder): CompileRun {
@@ -251,11 +236,10 @@ export class ScopeEngine {
       );
     }
     const built = builder[BUILT_SCOPE];
-    // The runner records the scope of the code that awaited the builder; a
-    // direct toSQL() reads it now. AsyncLocalStorage may be gone in pool
-    // callbacks, which is why the runner captures it up front.
-    const executed = builder[EXECUTED_SCOPE] ?? captureScope();
-    builder[EXECUTED_SCOPE] = undefined;
+    // The runner records the scope of the code that awaited the builder, per
+    // execution; a direct toSQL() reads it now. AsyncLocalStorage may be gone
+    // in pool callbacks, which is why the runner captures it up front.
+    const executed = executionScope() ?? captureScope();
     // A builder runs as the scope it was built in; executing it with no scope
     // is fine (lazy `await runWithTenant(t, () => db('x'))`), from another scope it is refused.
     const scope = built ?? executed;
@@ -277,23 +261,8 @@ export class ScopeEngine {
           'Build the query inside the scope that runs it.',
       );
     }
-    if (run.raws.length === 0 || run.scope.kind === 'system') return;
-    const catalog = this.settings.catalog;
-    const touches = run.sawTenant || run.raws.some((sql) => catalog.mentionsTenantTable(sql));
-    if (!touches) return;
-    if (!this.settings.allowRaw) {
-      throw unsafe(
-        'Cannot run a statement with raw SQL (raw, whereRaw, joinRaw, orderByRaw, ...) that involves a tenant ' +
-          'table because the isolation engine cannot prove the raw text tenant-safe. Use query-builder methods, ' +
-          'db.unscoped({ reason }) or runAsSystem(), or set allowRaw.',
-      );
-    }
-    emitTenancyAudit({
-      type: 'raw_query_allowed',
-      reason: 'allowRaw',
-      ...(run.scope.kind === 'tenant' ? { tenantId: run.scope.id } : {}),
-      detail: { raw: [...run.raws] },
-    });
+    // Raw SQL is no longer refused here: the final SQL, raw fragments included,
+    // is proven tenant-safe (or refused) by the verifier before it is sent.
   }
 
   #collectRaw(value: unknown, run: CompileRun, depth = 0): void {
@@ -356,8 +325,8 @@ export class ScopeEngine {
         run.raws.push(typeof value.sql === 'string' ? value.sql : String(value.sql));
       } else if (isPlainObject(value)) {
         const keys = Object.keys(value);
+        if (keys.length === 1 && isBuilder(value[keys[0] as string])) return; // aliased subquery
         if (keys.length !== 1 || typeof value[keys[0] as string] !== 'string') {
-          if (isBuilder(value[keys[0] as string])) return;
           if (system) return;
           throw unsafe('Cannot scope an aliased table object with other than one string entry.');
         }
@@ -366,14 +335,28 @@ export class ScopeEngine {
           value[alias] as string,
           typeof schema === 'string' ? schema : undefined,
         );
-        if (ref === null || ref.alias !== undefined) {
+        // knex renders an object key with a dot or a quote as something else than one alias.
+        if (ref === null || ref.alias !== undefined || !PLAIN_ALIAS.test(alias)) {
           if (system) return;
           throw unsafe(`Cannot scope aliased table reference "${alias}".`);
         }
         const aliased: TableRef = { ...ref, alias };
         refs.push({ ref: aliased, kind: catalog.classify(aliased, run.ctes), place });
+      } else if (
+        value !== undefined &&
+        value !== null &&
+        !isBuilder(value) &&
+        typeof value !== 'function'
+      ) {
+        // Builders and callbacks are subqueries, compiled (and scoped) on their own.
+        // Anything else (arrays, knex.ref(), objects of other prototypes) cannot be
+        // classified: refused, never passed through.
+        if (system) return;
+        throw unsafe(
+          'Cannot scope a table reference that is not a table name string, an { alias: "table" } object or a ' +
+            'subquery (arrays and knex.ref() are not table references). Use "table" or "table as alias".',
+        );
       }
-      // Builders and callbacks are subqueries: compiled (and scoped) on their own.
     };
 
     add(single.table, 'main', single.schema);

@@ -1,4 +1,5 @@
 import { TenancyConfigError } from '../errors';
+import type { VerifierTables } from './verifier/statement-proof';
 import type { SharedTableOption, WithTenancyOptions } from './with-tenancy-options';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
@@ -47,11 +48,13 @@ export function parseTableString(value: string, schema?: string): TableRef | nul
   const cached = parseCache.get(key);
   if (cached !== undefined) return cached;
   let result: TableRef | null = null;
-  const m = AS_PATTERN.exec(value);
+  // A quote inside a table string is part of an identifier to knex (it escapes
+  // it); never strip it and read another name than PostgreSQL will.
+  const m = value.includes('"') ? null : AS_PATTERN.exec(value);
   if (m) {
-    const target = (m[1] as string).replace(/"/g, '');
+    const target = m[1] as string;
     const parts = target.split('.');
-    const alias = m[2]?.replace(/"/g, '');
+    const alias = m[2];
     if (parts.length === 1 && IDENTIFIER.test(parts[0] as string)) {
       result = { schema, name: parts[0] as string, alias };
     } else if (
@@ -79,7 +82,6 @@ export class TableCatalog {
   /** shared table name -> declared schemas. */
   readonly #shared = new Map<string, Set<string>>();
   readonly #unknownTables: 'refuse' | 'shared';
-  #tenantWords: RegExp | undefined;
 
   constructor(options: WithTenancyOptions) {
     const tenantOption = options.tenantTables ?? [];
@@ -124,7 +126,6 @@ export class TableCatalog {
   /** Adds discovered tenant tables (tables already declared shared are left shared). */
   addDiscovered(names: readonly string[]): void {
     for (const name of names) if (!this.#shared.has(name)) this.#tenant.set(name, undefined);
-    this.#tenantWords = undefined;
   }
 
   /** The tenant table names. */
@@ -156,7 +157,13 @@ export class TableCatalog {
     }
     const shared = this.#shared.get(ref.name);
     if (shared && (ref.schema === undefined || shared.has(ref.schema))) return 'shared';
-    return this.#unknownTables === 'shared' ? 'shared' : 'unknown';
+    // An undeclared table counts as shared only in public: never in another
+    // (tenant) schema, and never a catalog relation (pg_*), which PostgreSQL
+    // finds before public.
+    const publicName = ref.schema === undefined || ref.schema === 'public';
+    return this.#unknownTables === 'shared' && publicName && !ref.name.startsWith('pg_')
+      ? 'shared'
+      : 'unknown';
   }
 
   /** Whether `name` is a tenant table name. */
@@ -164,13 +171,11 @@ export class TableCatalog {
     return this.#tenant.has(name);
   }
 
-  /** Whether a piece of raw SQL mentions any tenant table name as a word. */
-  mentionsTenantTable(sql: string): boolean {
-    if (this.#tenant.size === 0) return false;
-    this.#tenantWords ??= new RegExp(
-      `(^|[^A-Za-z0-9_$])(${[...this.#tenant.keys()].join('|')})($|[^A-Za-z0-9_$])`,
-      'i',
-    );
-    return this.#tenantWords.test(sql);
+  /**
+   * The declared (and discovered) tables as the final-SQL verifier reads
+   * them: live views of this catalog's own maps, so discovery is seen.
+   */
+  verifierTables(): VerifierTables {
+    return { tenant: this.#tenant, shared: this.#shared, unknownTables: this.#unknownTables };
   }
 }

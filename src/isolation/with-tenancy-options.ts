@@ -80,12 +80,29 @@ export interface WithTenancyOptions {
   /** The row-level-security backstop (row mode): `true` or options. Default: off. */
   readonly rls?: boolean | RlsOptions;
   /**
-   * Allow raw SQL (`knex.raw`, `whereRaw`, `joinRaw`, `orderByRaw`, ...) in
-   * statements that involve tenant tables. The tenant predicate is still
-   * added, but the raw text itself is trusted. Each allowed statement emits a
-   * `raw_query_allowed` audit event. Default: `false`.
+   * Trust raw SQL without proof. Raw SQL (`knex.raw`, `whereRaw`,
+   * `orderByRaw`, `raw('??', [col])`, ...) needs no option: a statement is
+   * sent when its final SQL is proven tenant-safe, raw parts included. With
+   * `allowRaw`, a statement holding raw SQL that the verifier refuses is
+   * sent anyway, with a `raw_query_allowed` audit event; it is accepted only
+   * together with the RLS backstop (`rls`), which then enforces the tenant
+   * inside PostgreSQL. Default: `false`.
    */
   readonly allowRaw?: boolean;
+  /**
+   * Functions (besides PostgreSQL's built-in allow-list of functions that
+   * cannot run SQL text or reach other tables) that statements on tenant
+   * tables may call: names as PostgreSQL stores them, `name` or
+   * `schema.name`. Declare only functions that compute on their arguments.
+   * Default: `[]`.
+   */
+  readonly safeFunctions?: readonly string[];
+  /**
+   * How many statement proofs to cache (one per distinct SQL text; in row
+   * mode the text is the same for every tenant). `0` turns the cache off.
+   * Default: `5000`.
+   */
+  readonly proofCacheSize?: number;
   /** Prefix of tenant schema names in schema mode. Default: `tenant_`. */
   readonly schemaPrefix?: string;
   /** Where diagnostics go. Default: `silentLogger`. */

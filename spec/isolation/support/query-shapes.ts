@@ -22,7 +22,9 @@ export interface QueryShape {
     | 'delete'
     | 'insert'
     | 'upsert'
-    | 'insertSelect';
+    | 'insertSelect'
+    | 'insertSelectReordered'
+    | 'insertSelectPlain';
   readonly nesting:
     | 'none'
     | 'whereIn'
@@ -46,6 +48,12 @@ const condition: fc.Arbitrary<Condition> = fc.record({
   not: fc.boolean(),
 });
 
+/** Verbs whose statement can never be proven tenant-safe: they must be refused, every time. */
+export const ALWAYS_REFUSED_VERBS: ReadonlySet<QueryShape['verb']> = new Set([
+  'insertSelectReordered',
+  'insertSelectPlain',
+]);
+
 /** The arbitrary of query shapes. */
 export const queryShape: fc.Arbitrary<QueryShape> = fc.record({
   verb: fc.constantFrom(
@@ -59,6 +67,8 @@ export const queryShape: fc.Arbitrary<QueryShape> = fc.record({
     'insert',
     'upsert',
     'insertSelect',
+    'insertSelectReordered',
+    'insertSelectPlain',
   ),
   nesting: fc.constantFrom(
     'none',
@@ -168,8 +178,34 @@ export function buildShape(k: Knex, shape: QueryShape, tenant: string): Knex.Que
         .merge(['title', 'views'])
         .returning(['tenant_id', 'id', 'title']);
     case 'insertSelect':
+      // knex writes INSERT ... SELECT without a column list (PostgreSQL then maps by
+      // position): refused on tenant tables. With the column list written out the
+      // final SQL shows which value lands in the tenant column, and it verifies.
+      return k
+        .into(k.raw('?? (??, ??, ??, ??)', ['comments', 'tenant_id', 'id', 'document_id', 'body']))
+        .insert(
+          // The property fixture keeps comment ids >= 11.
+          docs().select(
+            'documents.tenant_id',
+            'documents.views',
+            'documents.id',
+            'documents.title',
+          ),
+        );
+    case 'insertSelectReordered':
+      // Class 4 of the isolation issue: the source's tenant column lands in another column.
+      return k
+        .into(k.raw('?? (??, ??, ??, ??)', ['comments', 'id', 'tenant_id', 'document_id', 'body']))
+        .insert(
+          docs().select(
+            'documents.tenant_id',
+            'documents.title',
+            'documents.id',
+            'documents.title',
+          ),
+        );
+    case 'insertSelectPlain':
       return k('comments').insert(
-        // comments(tenant_id, id, document_id, body): the property fixture keeps comment ids >= 11.
         docs().select('documents.tenant_id', 'documents.views', 'documents.id', 'documents.title'),
       );
     default:

@@ -10,8 +10,6 @@ export interface ScopedRef {
   readonly place: 'main' | 'extra' | number;
 }
 
-const SOURCE_ALIAS = '__tenantry_src';
-
 function qualifier(ref: TableRef): string {
   return ref.alias ?? (ref.schema ? `${ref.schema}.${ref.name}` : ref.name);
 }
@@ -29,9 +27,37 @@ function predicate(column: string, tenantId: string): KnexStatement {
   };
 }
 
+/**
+ * The column a write key names, read as knex renders it: the last dotted
+ * segment, trimmed (knex trims every identifier segment with
+ * `String.prototype.trim`, Unicode spaces included), without an array
+ * accessor (`col[1]` renders as `"col"[1]`).
+ */
 function baseColumn(key: string): string {
-  const dot = key.lastIndexOf('.');
-  return dot === -1 ? key : key.slice(dot + 1);
+  const segment = key.slice(key.lastIndexOf('.') + 1).trim();
+  const accessor = /^(.*?)\[[0-9]+\]/.exec(segment);
+  return accessor ? (accessor[1] as string) : segment;
+}
+
+function holdsRaw(value: unknown, depth: number): boolean {
+  if (typeof value !== 'object' || value === null || depth > 3) return false;
+  if ((value as { isRawInstance?: unknown }).isRawInstance === true) return true;
+  if (Array.isArray(value)) return value.some((item) => holdsRaw(item, depth + 1));
+  return false;
+}
+
+/**
+ * Whether a condition could hold an OR of its own: an OR link, or raw SQL
+ * (whose text may say `a or b`) in it. Builders and callbacks are rendered
+ * in parentheses by knex itself.
+ */
+function mayWiden(statement: KnexStatement): boolean {
+  if (statement.bool === 'or' || statement.type === 'whereRaw' || statement.type === 'onRaw')
+    return true;
+  for (const key in statement) {
+    if (holdsRaw(statement[key], 0)) return true;
+  }
+  return false;
 }
 
 /**
@@ -44,7 +70,7 @@ function applyWhere(compiler: KnexCompiler, predicates: KnexStatement[]): void {
   if (predicates.length === 0) return;
   const existing = compiler.grouped.where ?? [];
   let next: KnexStatement[];
-  if (existing.some((s) => s.bool === 'or')) {
+  if (existing.some(mayWiden)) {
     next = [
       {
         grouping: 'where',
@@ -74,7 +100,7 @@ function withOnPredicate(join: KnexJoin, column: string, tenantId: string): Knex
       'Cannot scope a LEFT JOIN ... USING on a tenant table because the tenant condition must go in ON. Use on().',
     );
   }
-  const clauses: KnexStatement[] = original.some((c) => c.bool === 'or')
+  const clauses: KnexStatement[] = original.some(mayWiden)
     ? [
         {
           type: 'onWrapped',
@@ -97,7 +123,7 @@ function stampRow(row: unknown, column: string, tenantId: string): Record<string
   for (const key of Object.keys(row)) {
     if (key !== column && baseColumn(key) === column) {
       throw unsafe(
-        `Cannot insert with a qualified tenant column "${key}". Leave it out; it is stamped.`,
+        `Cannot insert with a key "${key}" that names the tenant column. Leave it out; it is stamped.`,
       );
     }
   }
@@ -221,21 +247,14 @@ function applyInsert(
   } else if (values === undefined || isPlainObject(values)) {
     single.insert = stampRow(values ?? {}, column, tenantId);
   } else if (isBuilder(values) || typeof values === 'function') {
-    // INSERT ... SELECT: the SELECT is scoped on its own; its rows are also
-    // filtered on their tenant column so no other tenant's id can be copied in.
-    const source = isBuilder(values)
-      ? values.clone()
-      : (() => {
-          const b = compiler.client.queryBuilder();
-          (values as (this: KnexBuilder, b: KnexBuilder) => void).call(b, b);
-          return b;
-        })();
-    source.as(SOURCE_ALIAS);
-    single.insert = compiler.client
-      .queryBuilder()
-      .select('*')
-      .from(source)
-      .where(`${SOURCE_ALIAS}.${column}`, tenantId);
+    // knex writes INSERT ... SELECT without a column list, and PostgreSQL maps
+    // the selected columns by position: a filter on the source's tenant column
+    // cannot tell which value lands in the target's.
+    throw unsafe(
+      'Cannot insert from a subquery into a tenant table because knex writes no column list and PostgreSQL ' +
+        'maps the selected columns by position. Select the rows and insert them as values, or use ' +
+        `db.raw('insert into t ("${column}", ...) select ?, ... from ...', [tenantId, ...]).`,
+    );
   }
   // Raw insert values were recorded as raw fragments and are refused by the raw rule.
 
@@ -254,11 +273,13 @@ function applyInsert(
     const merge = single.merge as { updates?: unknown } | undefined;
     if (merge !== undefined) {
       if (isPlainObject(merge.updates)) {
-        const own = merge.updates[column];
-        if (own !== undefined && own !== tenantId) {
-          throw unsafe(
-            `Cannot merge "${column}" to another tenant because rows may never move between tenants.`,
-          );
+        for (const key of Object.keys(merge.updates)) {
+          if (baseColumn(key) !== column) continue;
+          if (key !== column || merge.updates[key] !== tenantId) {
+            throw unsafe(
+              `Cannot merge "${column}" to another value because rows may never move between tenants.`,
+            );
+          }
         }
       }
       // The DO UPDATE gets its own WHERE: a row of another tenant is never updated nor returned.

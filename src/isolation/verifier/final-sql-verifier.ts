@@ -88,7 +88,7 @@ export class FinalSqlVerifier {
     sql: string,
     bindings: readonly unknown[] | undefined,
     scope: CapturedScope,
-    conflict: CapturedScope | undefined,
+    conflict?: CapturedScope,
     toFinal: (sql: string) => string = (text) => text,
   ): void {
     if (scope.kind === 'system' || verifierDisabled) return;

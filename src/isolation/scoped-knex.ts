@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import type { Knex } from 'knex';
 import { emitTenancyAudit } from '../context/audit';
-import { TenancyError, UnsafeQueryError } from '../errors';
+import { runWithTenant } from '../context/tenant-scope';
+import { TenancyConfigError, TenancyError, UnsafeQueryError } from '../errors';
 import { silentLogger } from '../logger';
 import type { KnexPgStatement } from './rls/pipelined-setting';
 import { createRlsSession, type RlsSession } from './rls/rls-session';
@@ -100,7 +101,11 @@ type ScopedOptions = WithTenancyOptions & { readonly mode: 'row' | 'schema' };
  * `client.constructor.prototype`, which is why this is a real subclass and not
  * an instance patch. The base Knex is untouched.
  */
-export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex {
+export function createScopedKnex(
+  base: Knex,
+  options: ScopedOptions,
+  startupProbe = true,
+): TenantKnex {
   const mode = options.mode;
   const tenantColumn = options.tenantColumn ?? 'tenant_id';
   if (!IDENTIFIER.test(tenantColumn)) {
@@ -259,6 +264,25 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
     return readyPromise;
   };
 
+  // The start-up probe: compile probe statements through this knex version's
+  // real compile path and prove them with the verifier. A knex upgrade that
+  // changes what the rewrite hooks shows here, as a refusal to start.
+  let probed = !startupProbe;
+  let probePromise: Promise<void> | undefined;
+  const ensureProbed = (): Promise<void> => {
+    if (probed) return Promise.resolve();
+    probePromise ??= loadSqlParser()
+      .then(() => {
+        runStartupProbe(base, mode);
+        probed = true;
+      })
+      .catch((error: unknown) => {
+        probePromise = undefined;
+        throw error;
+      });
+    return probePromise;
+  };
+
   let ScopedCompiler: CompilerConstructor | undefined;
   const BaseClient = base.client.constructor as ClientConstructor;
   const baseClient = base.client as KnexClientLike;
@@ -352,12 +376,12 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
 
     override acquireConnection(): Promise<unknown> {
       // The hot path (no RLS, start-up checks done) adds no promise hop per statement.
-      if (ready && sqlParserLoaded()) {
+      if (ready && probed && sqlParserLoaded()) {
         if (rls === undefined) return super.acquireConnection();
         return rls.checkout(() => super.acquireConnection(), connectionScope());
       }
       const scope = connectionScope();
-      return Promise.all([ensureReady(), loadSqlParser()]).then(() =>
+      return Promise.all([ensureReady(), ensureProbed()]).then(() =>
         rls ? rls.checkout(() => super.acquireConnection(), scope) : super.acquireConnection(),
       );
     }
@@ -427,9 +451,12 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
       return Object.freeze(catalog.sharedTables());
     },
     rls: rlsEnabled,
-    ready: ensureReady,
+    ready: () => Promise.all([ensureReady(), ensureProbed()]).then(() => undefined),
   });
   Object.defineProperty(scoped, 'tenancy', { value: info, enumerable: true });
+  Object.defineProperty(scoped, PROBE_CHECK, {
+    value: (compiled: KnexPgStatement) => verifyStatement(client, compiled),
+  });
   Object.defineProperty(scoped, 'unscoped', {
     enumerable: true,
     value: function unscoped(opts: UnscopedOptions): Knex {
@@ -446,4 +473,56 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
     },
   });
   return scoped;
+}
+
+// The installed knex's version, for the probe's message (knex has no exports map).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const KNEX_VERSION = String((require('knex/package.json') as { version?: unknown }).version);
+
+/** Internal: the probe instance's final check of one compiled statement. */
+const PROBE_CHECK: unique symbol = Symbol('tenantry.probeCheck');
+const PROBE_TABLE = 'tenantry_probe';
+
+/**
+ * Compiles, in a probe tenant's scope, one statement of each kind through a
+ * probe instance of this knex and mode, and requires the verifier to accept
+ * each and to refuse an unscoped one. Throws TENANCY_CONFIG_INVALID saying
+ * which knex version broke which step.
+ */
+function runStartupProbe(base: Knex, mode: 'row' | 'schema'): void {
+  const probe = createScopedKnex(base, { mode, tenantTables: [PROBE_TABLE] }, false);
+  const check = (probe as unknown as Record<symbol, (c: unknown) => void>)[PROBE_CHECK] as (
+    compiled: unknown,
+  ) => void;
+  const version = KNEX_VERSION;
+  const fail = (what: string, cause?: unknown): never => {
+    throw new TenancyConfigError(
+      `Cannot start the ${mode}-mode isolation engine because its start-up probe failed on knex ${version}: ` +
+        `${what}. Use a knex version in tenantry's peer range.`,
+      cause === undefined ? undefined : { cause },
+    );
+  };
+  const statements: Array<[string, () => unknown]> = [
+    ['select', () => probe(PROBE_TABLE).where({ id: 1 }).toSQL()],
+    ['join', () => probe(PROBE_TABLE).join(`${PROBE_TABLE} as p2`, 'p2.id', `${PROBE_TABLE}.id`).toSQL()],
+    ['insert', () => probe(PROBE_TABLE).insert({ id: 1 }).toSQL()],
+    ['update', () => probe(PROBE_TABLE).where({ id: 1 }).update({ id: 2 }).toSQL()],
+    ['delete', () => probe(PROBE_TABLE).where({ id: 1 }).del().toSQL()],
+  ];
+  runWithTenant('probe', () => {
+    for (const [name, compile] of statements) {
+      try {
+        check(compile());
+      } catch (error) {
+        fail(`the verifier refused the scoped ${name}`, error);
+      }
+    }
+    let refused = false;
+    try {
+      check(probe.raw(`select * from ${PROBE_TABLE}`).toSQL());
+    } catch {
+      refused = true;
+    }
+    if (!refused) fail('the verifier accepted an unscoped statement');
+  });
 }

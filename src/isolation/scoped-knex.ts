@@ -504,7 +504,10 @@ function runStartupProbe(base: Knex, mode: 'row' | 'schema'): void {
   };
   const statements: Array<[string, () => unknown]> = [
     ['select', () => probe(PROBE_TABLE).where({ id: 1 }).toSQL()],
-    ['join', () => probe(PROBE_TABLE).join(`${PROBE_TABLE} as p2`, 'p2.id', `${PROBE_TABLE}.id`).toSQL()],
+    [
+      'join',
+      () => probe(PROBE_TABLE).join(`${PROBE_TABLE} as p2`, 'p2.id', `${PROBE_TABLE}.id`).toSQL(),
+    ],
     ['insert', () => probe(PROBE_TABLE).insert({ id: 1 }).toSQL()],
     ['update', () => probe(PROBE_TABLE).where({ id: 1 }).update({ id: 2 }).toSQL()],
     ['delete', () => probe(PROBE_TABLE).where({ id: 1 }).del().toSQL()],

@@ -10,6 +10,7 @@ import type { Knex } from 'knex';
 import { runWithTenant, withTenancy, type TenantKnex } from '../../src/index';
 import { createRowFixture, seedRows, snapshot } from '../isolation/support/row-fixture';
 import { createScratchDatabase, createTestKnex } from '../support/test-database';
+import { setVerifierDisabledForMutationTest } from '../../src/isolation/verifier/final-sql-verifier';
 
 type Outcome = { refused: string } | { rows: unknown };
 
@@ -270,6 +271,25 @@ describe('regression: isolation engine v2 (final-SQL verification)', () => {
         true,
       );
       expect(outcome).to.deep.equal({ refused: 'UNSAFE_QUERY' });
+    });
+
+    it('is refused by the rewrite too (verifier switched off): WITH names do not leak to other levels', async () => {
+      setVerifierDisabledForMutationTest(true);
+      try {
+        const message = await runWithTenant('acme', () =>
+          db
+            .select('*')
+            .from('audit_log')
+            .whereExists(
+              db.with('audit_log', db.raw('select 1 as id')).select('*').from('audit_log'),
+            )
+            .then(() => 'ran')
+            .catch((e: Error) => e.message),
+        );
+        expect(message).to.match(/Cannot query table "audit_log"/);
+      } finally {
+        setVerifierDisabledForMutationTest(false);
+      }
     });
   });
 

@@ -207,8 +207,15 @@ export class ScopeEngine {
     if (outer !== undefined) {
       const built = builder[BUILT_SCOPE];
       if (built !== undefined && !sameScope(built, outer.scope)) outer.mismatch = built;
-      this.#rewrite(compiler, builder, outer, method ?? compiler.method);
-      return original.call(compiler, method, tz);
+      // WITH names are visible in the level that declares them and below it, never
+      // in sibling or enclosing levels: restore the enclosing level's set afterwards.
+      const enclosing = outer.ctes;
+      try {
+        this.#rewrite(compiler, builder, outer, method ?? compiler.method);
+        return original.call(compiler, method, tz);
+      } finally {
+        outer.ctes = enclosing;
+      }
     }
     const run = this.#startRun(builder);
     activeRun = run;
@@ -288,6 +295,7 @@ export class ScopeEngine {
     const catalog = this.settings.catalog;
     const system = run.scope.kind === 'system';
 
+    let ownCtes = false;
     for (const w of grouped.with ?? []) {
       if (typeof w.alias === 'string') {
         if (catalog.isTenantName(w.alias) && !system) {
@@ -295,7 +303,11 @@ export class ScopeEngine {
             `Cannot use CTE name "${w.alias}" because it shadows a tenant table. Rename the CTE.`,
           );
         }
-        if (run.ctes === NO_CTES) run.ctes = new Set();
+        // Copy on write: the enclosing level keeps its own set.
+        if (!ownCtes) {
+          run.ctes = new Set(run.ctes);
+          ownCtes = true;
+        }
         (run.ctes as Set<string>).add(w.alias);
       }
     }

@@ -64,7 +64,7 @@ describe('tenancyErrorHandler()', () => {
     });
     expect(res.text).not.to.contain('secrets_internal');
     expect(lines).to.have.length(1);
-    expect(lines[0]?.[0]).to.equal('warn');
+    expect(lines[0]?.[0]).to.equal('error');
     expect(lines[0]?.[1]).to.contain('secrets_internal');
   });
 

@@ -7,11 +7,11 @@ import type { TenantCacheInvalidator } from './tenant-manager';
 /** Options of {@link TenantChangeNotifier}. */
 export interface TenantChangeNotifierOptions {
   /** The NOTIFY channel. Default: `tenantry_tenant_changed`. */
-  readonly channel?: string;
+  readonly channel?: string | undefined;
   /** First delay before reconnecting a dropped listener (doubles up to 5 s). Default: `100` ms. */
-  readonly reconnectDelayMillis?: number;
+  readonly reconnectDelayMillis?: number | undefined;
   /** Logger. Default: silent. */
-  readonly logger?: TenancyLogger;
+  readonly logger?: TenancyLogger | undefined;
 }
 
 const ALL = '*';

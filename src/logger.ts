@@ -82,6 +82,9 @@ export const silentLogger: TenancyLogger = Object.freeze({
   error: () => undefined,
 });
 
+/** Loggers made by {@link toTenancyLogger}: adapting them again returns them as they are. */
+const adapted = new WeakSet<TenancyLogger>();
+
 function detectStyle(logger: object): LoggerStyle {
   const shape = logger as { bindings?: unknown; fields?: unknown; streams?: unknown };
   if (typeof shape.bindings === 'function') return 'fields-first';
@@ -134,7 +137,8 @@ export function toTenancyLogger(
   options: ToTenancyLoggerOptions = {},
 ): TenancyLogger {
   if (logger === undefined) return silentLogger;
-  if (logger === silentLogger) return silentLogger;
+  if (logger === silentLogger || adapted.has(logger as TenancyLogger))
+    return logger as TenancyLogger;
   if (typeof logger !== 'object' || logger === null) {
     throw new TypeError(
       'Cannot use the logger because it is not an object. Pass pino, winston, bunyan, console or a TenancyLogger.',
@@ -164,12 +168,14 @@ export function toTenancyLogger(
             ? method.call(logger, message)
             : method.call(logger, message, printable(fields));
   };
-  return Object.freeze({
+  const result: TenancyLogger = Object.freeze({
     debug: call('debug'),
     info: call('info'),
     warn: call('warn'),
     error: call('error'),
   });
+  adapted.add(result);
+  return result;
 }
 
 /** Extra log fields of the current request or job (the request id). */

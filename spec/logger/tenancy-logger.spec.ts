@@ -2,11 +2,12 @@ import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import express from 'express';
-import type { Knex } from 'knex';
+import knexFactory, { type Knex } from 'knex';
 import pino from 'pino';
 import request from 'supertest';
 import winston from 'winston';
 import {
+  TenantChangeNotifier,
   TenantForbiddenError,
   requestLogFields,
   resolveTenant,
@@ -293,5 +294,46 @@ describe('tenancyErrorHandler({ logger })', () => {
       ['warn', 'TENANT_FORBIDDEN', 'acme'],
     ]);
     expect(lines[0]?.reason).to.equal('Cannot find tenant "nobody". Check the tenant id.');
+  });
+});
+
+describe('entry points taking a logger', () => {
+  it('adapt a raw pino logger themselves (resolveTenant, TenantChangeNotifier) and refuse a non-logger', () => {
+    const { logger, lines } = capturedPino();
+    const app = express();
+    app.use(resolveTenant({ store: testTenants(), logger }));
+    app.use(tenancyErrorHandler());
+    return request(app)
+      .get('/')
+      .set('X-Tenant-ID', 'nobody')
+      .expect(404)
+      .then(() => {
+        expect(lines).to.deep.equal([
+          {
+            level: 20,
+            code: 'TENANT_NOT_FOUND',
+            status: 404,
+            path: '/',
+            msg: 'tenant resolution refused',
+          },
+        ]);
+        const unconnected = knexFactory({ client: 'pg' });
+        try {
+          expect(() => new TenantChangeNotifier(unconnected, { logger })).not.to.throw();
+          expect(
+            () =>
+              new TenantChangeNotifier(unconnected, {
+                logger: { warn() {} } as unknown as TenancyLogger,
+              }),
+          ).to.throw(TypeError, /no debug\(\) method/);
+        } finally {
+          void unconnected.destroy();
+        }
+      });
+  });
+
+  it('adapting an adapted logger returns it as it is', () => {
+    const once = toTenancyLogger(capturedPino().logger);
+    expect(toTenancyLogger(once)).to.equal(once);
   });
 });

@@ -2,7 +2,7 @@ import knexFactory, { type Knex } from 'knex';
 import type { TenantRecord, TenantStatus } from '../context/tenant-record';
 import { assertValidTenantId } from '../context/tenant-id';
 import { TenantNotFoundError } from '../errors';
-import { silentLogger, type TenancyLogger } from '../logger';
+import { toTenancyLogger, type TenancyLogger, type TenancyLoggerInput } from '../logger';
 import { DEFAULT_LEDGER_TABLE, assertTableName } from '../store/central-migrations';
 import type { TenantStore } from '../store/tenant-store';
 import { toMigrationSource, type TenantMigrationsOption } from './migration-sources';
@@ -91,7 +91,7 @@ export interface FleetMigratorOptions extends TenantPlacementOptions {
   /** The central per-tenant ledger table. Default: `tenantry_tenant_migrations`. */
   readonly ledgerTable?: string | undefined;
   /** Logger. Default: silent. */
-  readonly logger?: TenancyLogger | undefined;
+  readonly logger?: TenancyLoggerInput | undefined;
 }
 
 interface LedgerRow {
@@ -156,7 +156,7 @@ export class FleetMigrator {
     this.#source = toMigrationSource(options.migrations);
     this.#store = options.store;
     this.#ledger = assertTableName(options.ledgerTable ?? DEFAULT_LEDGER_TABLE, 'ledgerTable');
-    this.#logger = options.logger ?? silentLogger;
+    this.#logger = toTenancyLogger(options.logger);
   }
 
   /** Every migration name of the source, in order. */

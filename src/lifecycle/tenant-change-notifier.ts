@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
 import type pg from 'pg';
 import { assertValidTenantId, isValidTenantId } from '../context/tenant-id';
-import { silentLogger, type TenancyLogger } from '../logger';
+import { toTenancyLogger, type TenancyLogger, type TenancyLoggerInput } from '../logger';
 import type { TenantCacheInvalidator } from './tenant-manager';
 
 /** Options of {@link TenantChangeNotifier}. */
@@ -11,7 +11,7 @@ export interface TenantChangeNotifierOptions {
   /** First delay before reconnecting a dropped listener (doubles up to 5 s). Default: `100` ms. */
   readonly reconnectDelayMillis?: number | undefined;
   /** Logger. Default: silent. */
-  readonly logger?: TenancyLogger | undefined;
+  readonly logger?: TenancyLoggerInput | undefined;
 }
 
 const ALL = '*';
@@ -52,7 +52,7 @@ export class TenantChangeNotifier {
       );
     }
     this.#delay = options.reconnectDelayMillis ?? 100;
-    this.#logger = options.logger ?? silentLogger;
+    this.#logger = toTenancyLogger(options.logger);
   }
 
   /** How many times the listener reconnected after a drop. */

@@ -3,7 +3,7 @@ import { inject, injectable } from 'tsyringe';
 import { assertValidTenantId } from '../context/tenant-id';
 import type { TenantRecord, TenantStatus } from '../context/tenant-record';
 import { TenantNotFoundError, TenantProvisioningError, TenantStateError } from '../errors';
-import { silentLogger, type TenancyLogger } from '../logger';
+import { toTenancyLogger, type TenancyLogger, type TenancyLoggerInput } from '../logger';
 import type { NewTenant, TenantPatch, TenantStore } from '../store/tenant-store';
 import {
   FleetMigrator,
@@ -37,7 +37,7 @@ export interface TenantManagerOptions extends TenantPlacementOptions {
   /** Tells other processes about each change (LISTEN/NOTIFY). Default: none. */
   readonly notifier?: TenantChangeNotifier | undefined;
   /** Logger. Default: silent. */
-  readonly logger?: TenancyLogger | undefined;
+  readonly logger?: TenancyLoggerInput | undefined;
 }
 
 /** The DI token of {@link TenantManagerOptions}. */
@@ -105,7 +105,7 @@ export class TenantManager {
     }
     this.#options = options;
     this.#store = options.store;
-    this.#logger = options.logger ?? silentLogger;
+    this.#logger = toTenancyLogger(options.logger);
     this.events = new TenantEvents(this.#logger);
     this.#placement = new TenantPlacement(options.knex, options);
     this.#fleet = options.migrations

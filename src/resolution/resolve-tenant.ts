@@ -24,7 +24,7 @@ import {
   TenantSuspendedError,
   TenantUnavailableError,
 } from '../errors';
-import { silentLogger, type TenancyLogger } from '../logger';
+import { toTenancyLogger, type TenancyLoggerInput } from '../logger';
 import { CachedTenantStore } from '../store/cached-tenant-store';
 import type { TenantStore } from '../store/tenant-store';
 import { HeaderStrategy } from './header-strategy';
@@ -82,7 +82,7 @@ export interface ResolveTenantOptions {
   /** Parent of the per-request child containers. Default: tsyringe's root container. */
   readonly container?: DependencyContainer | undefined;
   /** Receives debug/warn logs (resolutions refused, dispose failures). Default: silent. */
-  readonly logger?: TenancyLogger | undefined;
+  readonly logger?: TenancyLoggerInput | undefined;
 }
 
 type Maybe<T> = T | Promise<T>;
@@ -283,7 +283,7 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   const required = options.required ?? config?.required ?? false;
   const parent = options.container ?? rootContainer;
   ensureTenancyRegistered(parent); // once here, not per request
-  const logger = options.logger ?? silentLogger;
+  const logger = toTenancyLogger(options.logger);
   // A CachedTenantStore answers warm lookups synchronously.
   const peek = store instanceof CachedTenantStore ? (id: string) => store.peek(id) : undefined;
 

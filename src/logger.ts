@@ -28,10 +28,10 @@ export interface TenancyLogger {
    */
   readonly bindings?: never;
   /**
-   * Never set. bunyan loggers have a `fields` object and take
+   * Never set. bunyan loggers have a `reopenFileStreams()` method and take
    * `(fields, message)`: wrap them with `toTenancyLogger(bunyan)`.
    */
-  readonly fields?: never;
+  readonly reopenFileStreams?: never;
 }
 
 /** One log method of a logger that takes the fields first (pino, bunyan). */
@@ -63,8 +63,8 @@ export type LoggerStyle = 'message-first' | 'fields-first';
 export interface ToTenancyLoggerOptions {
   /**
    * The argument order of the logger's methods. Default: detected — pino
-   * (a `bindings()` method) and bunyan (a `fields` object and a `streams`
-   * array) are `'fields-first'`, every other logger `'message-first'`.
+   * (a `bindings()` method) and bunyan (a `reopenFileStreams()` method and
+   * a `streams` array) are `'fields-first'`, every other logger `'message-first'`.
    */
   readonly style?: LoggerStyle | undefined;
 }
@@ -86,9 +86,9 @@ export const silentLogger: TenancyLogger = Object.freeze({
 const adapted = new WeakSet<TenancyLogger>();
 
 function detectStyle(logger: object): LoggerStyle {
-  const shape = logger as { bindings?: unknown; fields?: unknown; streams?: unknown };
+  const shape = logger as { bindings?: unknown; reopenFileStreams?: unknown; streams?: unknown };
   if (typeof shape.bindings === 'function') return 'fields-first';
-  if (typeof shape.fields === 'object' && shape.fields !== null && Array.isArray(shape.streams)) {
+  if (typeof shape.reopenFileStreams === 'function' && Array.isArray(shape.streams)) {
     return 'fields-first';
   }
   return 'message-first';

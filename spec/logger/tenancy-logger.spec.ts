@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import express from 'express';
 import knexFactory, { type Knex } from 'knex';
+import bunyan from 'bunyan';
 import pino from 'pino';
 import request from 'supertest';
 import winston from 'winston';
@@ -58,6 +59,19 @@ function capturedWinston() {
   return { logger, lines };
 }
 
+/** A real bunyan logger whose raw records are kept in memory. */
+function capturedBunyan() {
+  const records: Line[] = [];
+  const logger = bunyan.createLogger({
+    name: 'spec',
+    level: 'debug',
+    streams: [{ type: 'raw', stream: { write: (record: object) => records.push({ ...record }) } }],
+  });
+  const lines = () =>
+    records.map(({ msg, level, tenantId, reason }) => ({ msg, level, tenantId, reason }));
+  return { logger, lines };
+}
+
 /** winston writes through a transform; let it flush. */
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -77,6 +91,17 @@ describe('toTenancyLogger()', () => {
     // What the compiler prevents: pino reads the message as its object and drops the fields.
     raw.warn('pool closed', { tenantId: 'acme' });
     expect(toTenancyLogger(logger)).not.to.equal(logger);
+  });
+
+  it('keeps the fields of a bunyan logger, and the compiler refuses it raw', () => {
+    const { logger, lines } = capturedBunyan();
+    // @ts-expect-error bunyan takes (fields, message): the fields would be dropped.
+    const raw: TenancyLogger = logger;
+    expect(raw).to.equal(logger);
+    toTenancyLogger(logger).info('tenant created', { tenantId: 'acme', reason: 'signup' });
+    expect(lines()).to.deep.equal([
+      { msg: 'tenant created', level: 30, tenantId: 'acme', reason: 'signup' },
+    ]);
   });
 
   it('passes message and fields to a winston logger as they are', async () => {

@@ -34,7 +34,14 @@ export interface TenancyLogger {
   readonly reopenFileStreams?: never;
 }
 
-/** One log method of a logger that takes the fields first (pino, bunyan). */
+/**
+ * One log method of a logger that takes the fields first (pino, bunyan).
+ *
+ * @example
+ * ```ts
+ * const warn: FieldsFirstLogMethod = (fields, message) => pinoLogger.warn(fields, message);
+ * ```
+ */
 export type FieldsFirstLogMethod = (fields: Record<string, unknown>, message?: string) => void;
 
 /**
@@ -53,13 +60,35 @@ export interface FieldsFirstLogger {
   error: FieldsFirstLogMethod;
 }
 
-/** Every logger shape tenantry can adapt: message-first (console, winston) or fields-first (pino, bunyan). */
+/**
+ * Every logger shape tenantry can adapt: message-first (console, winston) or
+ * fields-first (pino, bunyan).
+ *
+ * @example
+ * ```ts
+ * const loggers: TenancyLoggerInput[] = [console, pino(), winston.createLogger()];
+ * ```
+ */
 export type TenancyLoggerInput = TenancyLogger | FieldsFirstLogger;
 
-/** Argument order of a logger's methods, for {@link ToTenancyLoggerOptions.style}. */
+/**
+ * Argument order of a logger's methods, for {@link ToTenancyLoggerOptions.style}.
+ *
+ * @example
+ * ```ts
+ * const logger = toTenancyLogger(myFieldsFirstLogger, { style: 'fields-first' satisfies LoggerStyle });
+ * ```
+ */
 export type LoggerStyle = 'message-first' | 'fields-first';
 
-/** Options of {@link toTenancyLogger}. */
+/**
+ * Options of {@link toTenancyLogger}.
+ *
+ * @example
+ * ```ts
+ * toTenancyLogger(logger, { style: 'fields-first' });
+ * ```
+ */
 export interface ToTenancyLoggerOptions {
   /**
    * The argument order of the logger's methods. Default: detected — pino
@@ -69,12 +98,26 @@ export interface ToTenancyLoggerOptions {
   readonly style?: LoggerStyle | undefined;
 }
 
-/** The log levels tenantry uses. */
+/**
+ * The log levels tenantry uses.
+ *
+ * @example
+ * ```ts
+ * const level: TenancyLogLevel = status >= 500 ? 'error' : 'info';
+ * ```
+ */
 export type TenancyLogLevel = 'debug' | 'info' | 'warn' | 'error';
 
 const LEVELS: readonly TenancyLogLevel[] = ['debug', 'info', 'warn', 'error'];
 
-/** A logger that discards everything: the default, so the library never prints by itself. */
+/**
+ * A logger that discards everything: the default, so the library never prints by itself.
+ *
+ * @example
+ * ```ts
+ * app.use(tenancyErrorHandler({ logger: silentLogger }));
+ * ```
+ */
 export const silentLogger: TenancyLogger = Object.freeze({
   debug: () => undefined,
   info: () => undefined,
@@ -252,7 +295,14 @@ export function tenantLogger(
   });
 }
 
-/** Options of {@link requestLogFields}. */
+/**
+ * Options of {@link requestLogFields}.
+ *
+ * @example
+ * ```ts
+ * app.use(requestLogFields({ header: 'x-correlation-id', responseHeader: 'X-Correlation-Id' }));
+ * ```
+ */
 export interface RequestLogFieldsOptions {
   /**
    * Request header carrying an id set by a proxy or the caller; used when it

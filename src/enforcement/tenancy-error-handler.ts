@@ -8,7 +8,14 @@ import {
   type TenancyLoggerInput,
 } from '../logger';
 
-/** Options of {@link tenancyErrorHandler}. */
+/**
+ * Options of {@link tenancyErrorHandler}.
+ *
+ * @example
+ * ```ts
+ * app.use(tenancyErrorHandler({ logger: pino(), httpErrors: true, typeBase: 'https://docs.example.com/problems/' }));
+ * ```
+ */
 export interface TenancyErrorHandlerOptions {
   /**
    * Receives one log line per rendered error, with `code`, `status`,

@@ -190,6 +190,38 @@ async function call(
   };
 }
 
+/**
+ * Loads every compiled README fragment with the names it assumes defined as
+ * real objects (an Express app, an in-memory store, an unconnected Knex), so
+ * an example that compiles but throws at start-up fails here.
+ */
+const FRAGMENT_RUNNER = `const path = require('node:path');
+const fs = require('node:fs');
+require('reflect-metadata');
+const express = require('express');
+const knexFactory = require('knex');
+const { InMemoryTenantStore } = require('tenantry');
+globalThis.app = express();
+globalThis.store = new InMemoryTenantStore([{ id: 'acme', name: 'Acme' }]);
+globalThis.knex = knexFactory({ client: 'pg' });
+const dir = path.join(__dirname, 'build');
+const files = fs.readdirSync(dir).filter((f) => /^readme-line-\\d+\\.js$/.test(f));
+for (const file of files) require(path.join(dir, file));
+console.log('loaded ' + files.length + ' fragments');
+void globalThis.knex.destroy();
+`;
+
+async function runFragments(dir: string): Promise<void> {
+  writeFileSync(path.join(dir, 'run-fragments.js'), FRAGMENT_RUNNER);
+  try {
+    const { stdout } = await run(process.execPath, ['run-fragments.js'], { cwd: dir });
+    expect(stdout).to.match(/loaded [1-9]\d* fragments/);
+  } catch (error) {
+    const e = error as { stdout?: string; stderr?: string };
+    expect.fail(`a README fragment throws when loaded:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+  }
+}
+
 async function driveQuickStart(dir: string): Promise<void> {
   const database = await createScratchDatabase('readme');
   const databaseUrl = testServer().urlFor(database);
@@ -289,12 +321,13 @@ describe('README (as a package user meets it)', function () {
     expect(readFileSync(path.join(ROOT, 'LICENSE'), 'utf8')).to.match(/^MIT License/);
   });
 
-  it('compiles every TypeScript block in a CommonJS project, and the Quick start runs and answers over HTTP', async () => {
+  it('compiles every TypeScript block in a CommonJS project, loads each one, and the Quick start runs and answers over HTTP', async () => {
     const dir = path.join(work, 'cjs');
     await createProject(dir, 'commonjs', pack);
     const js = readFileSync(path.join(dir, 'node_modules', 'tenantry', 'dist', 'index.js'), 'utf8');
     expect(js).not.to.contain('sourceMappingURL');
     await compile(dir);
+    await runFragments(dir);
     await driveQuickStart(dir);
   });
 

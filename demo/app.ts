@@ -37,6 +37,7 @@ import {
   parseNewDocument,
   routeNotFound,
 } from './http-problem';
+import { BODY_LIMIT_BYTES, announcedBodyLimit } from './http-server';
 import { OrganizationController } from './organization-controller';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -224,7 +225,8 @@ export async function createDemoApp(options: DemoAppOptions = {}): Promise<DemoA
 
   const app = express();
   app.disable('x-powered-by');
-  app.use(express.json({ limit: '64kb' }));
+  app.use(announcedBodyLimit(BODY_LIMIT_BYTES));
+  app.use(express.json({ limit: BODY_LIMIT_BYTES }));
   app.use(
     resolveTenant({
       config: resolution,
@@ -249,7 +251,8 @@ export async function createDemoApp(options: DemoAppOptions = {}): Promise<DemoA
   app.use(guard, api);
   app.use(routeNotFound);
   app.use(demoProblemHandler);
-  app.use(tenancyErrorHandler({ logger }));
+  // httpErrors: Express's own 4xx (a malformed %-escape in :id) as problem+json, not a 500.
+  app.use(tenancyErrorHandler({ logger, httpErrors: true }));
   app.use(
     internalErrorHandler((error) => logger.error('demo request failed', { error: String(error) })),
   );

@@ -47,6 +47,8 @@ function invalid(errors: FieldProblem[]): HttpProblem {
 
 const TITLE_MAX = 200;
 const BODY_MAX = 20_000;
+// PostgreSQL text cannot hold U+0000: refused here as bad input rather than failing in the database.
+const NUL_MESSAGE = 'must not contain the NUL character (U+0000)';
 
 function checkFields(
   input: unknown,
@@ -75,6 +77,8 @@ function checkFields(
   if (title !== undefined) {
     if (typeof title !== 'string' || title.trim() === '') {
       errors.push({ field: 'title', message: 'must be a non-empty string' });
+    } else if (title.includes('\u0000')) {
+      errors.push({ field: 'title', message: NUL_MESSAGE });
     } else if (title.length > TITLE_MAX) {
       errors.push({ field: 'title', message: `must be at most ${TITLE_MAX} characters` });
     }
@@ -82,6 +86,7 @@ function checkFields(
   const body = value.body;
   if (body !== undefined) {
     if (typeof body !== 'string') errors.push({ field: 'body', message: 'must be a string' });
+    else if (body.includes('\u0000')) errors.push({ field: 'body', message: NUL_MESSAGE });
     else if (body.length > BODY_MAX) {
       errors.push({ field: 'body', message: `must be at most ${BODY_MAX} characters` });
     }

@@ -10,6 +10,7 @@ import type { Server } from 'node:http';
 import pg from 'pg';
 import type { TenancyLogger } from '../src/index';
 import { createDemoApp, type DemoApp } from './app';
+import { createDemoServer } from './http-server';
 import { demoTour } from './demo-tour';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from './embedded-postgres';
 
@@ -78,7 +79,8 @@ async function main(): Promise<void> {
   running.demo = demo;
   const port = Number(process.env.PORT ?? 3000);
   const host = process.env.HOST ?? '127.0.0.1';
-  const server = demo.app.listen(port, host, () => {
+  const server = createDemoServer(demo.app);
+  server.listen(port, host, () => {
     // PORT=0 picks a free port: print the one actually bound.
     const address = server.address();
     const bound = address !== null && typeof address === 'object' ? address.port : port;

@@ -32,7 +32,7 @@ export interface TenancyErrorOptions {
   /** The underlying error, kept for logs; never rendered to clients. */
   cause?: unknown;
   /** Override whether `message` is safe to show to clients. */
-  expose?: boolean;
+  expose?: boolean | undefined;
 }
 
 /**
@@ -166,7 +166,10 @@ export class TenantSuspendedError extends TenancyError {
  */
 export class TenantUnavailableError extends TenancyError {
   constructor(message: string, options?: TenancyErrorOptions) {
-    super('TENANT_UNAVAILABLE', 503, 'Tenant unavailable', message, { expose: true, ...options });
+    super('TENANT_UNAVAILABLE', 503, 'Tenant unavailable', message, {
+      ...options,
+      expose: options?.expose ?? true,
+    });
   }
 }
 
@@ -225,7 +228,10 @@ export class HostInvalidError extends TenancyError {
  */
 export class TenantScopeError extends TenancyError {
   constructor(message: string, options?: TenancyErrorOptions) {
-    super('TENANT_SCOPE_REQUIRED', 500, 'No tenant scope', message, { expose: false, ...options });
+    super('TENANT_SCOPE_REQUIRED', 500, 'No tenant scope', message, {
+      ...options,
+      expose: options?.expose ?? false,
+    });
   }
 }
 
@@ -241,7 +247,10 @@ export class TenantScopeError extends TenancyError {
  */
 export class UnsafeQueryError extends TenancyError {
   constructor(message: string, options?: TenancyErrorOptions) {
-    super('UNSAFE_QUERY', 500, 'Unsafe query refused', message, { expose: false, ...options });
+    super('UNSAFE_QUERY', 500, 'Unsafe query refused', message, {
+      ...options,
+      expose: options?.expose ?? false,
+    });
   }
 }
 
@@ -257,8 +266,8 @@ export class UnsafeQueryError extends TenancyError {
 export class TenancyConfigError extends TenancyError {
   constructor(message: string, options?: TenancyErrorOptions) {
     super('TENANCY_CONFIG_INVALID', 500, 'Invalid tenancy configuration', message, {
-      expose: false,
       ...options,
+      expose: options?.expose ?? false,
     });
   }
 }
@@ -275,8 +284,8 @@ export class TenancyConfigError extends TenancyError {
 export class TenantProvisioningError extends TenancyError {
   constructor(message: string, options?: TenancyErrorOptions) {
     super('TENANT_PROVISIONING_FAILED', 500, 'Tenant provisioning failed', message, {
-      expose: false,
       ...options,
+      expose: options?.expose ?? false,
     });
   }
 }

@@ -27,8 +27,24 @@ export {
 export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
 
 // Logging
-export { silentLogger } from './logger';
-export type { TenancyLogger } from './logger';
+export {
+  silentLogger,
+  toTenancyLogger,
+  tenantLogger,
+  tenantLogFields,
+  withLogFields,
+  requestLogFields,
+} from './logger';
+export type {
+  TenancyLogger,
+  TenancyLoggerInput,
+  TenancyLogLevel,
+  FieldsFirstLogger,
+  FieldsFirstLogMethod,
+  LoggerStyle,
+  ToTenancyLoggerOptions,
+  RequestLogFieldsOptions,
+} from './logger';
 
 // Context
 export { TenantContext } from './context/tenant-context';

@@ -64,7 +64,7 @@ describe('tenancyErrorHandler()', () => {
     });
     expect(res.text).not.to.contain('secrets_internal');
     expect(lines).to.have.length(1);
-    expect(lines[0]?.[0]).to.equal('warn');
+    expect(lines[0]?.[0]).to.equal('error');
     expect(lines[0]?.[1]).to.contain('secrets_internal');
   });
 
@@ -110,5 +110,78 @@ describe('tenancyErrorHandler()', () => {
 
   it('returns a named handler', () => {
     expect(tenancyErrorHandler().name).to.equal('tenancyErrorHandlerMiddleware');
+  });
+
+  describe('httpErrors option', () => {
+    function httpApp(options: Parameters<typeof tenancyErrorHandler>[0]) {
+      const app = express();
+      app.set('env', 'test'); // Express's final handler would print the 502's stack
+      app.use(express.json({ limit: 10 }));
+      app.get('/documents/:id', (req, res) => {
+        res.json({ id: req.params.id });
+      });
+      app.post('/documents', (req, res) => {
+        res.json(req.body);
+      });
+      app.get('/boom', () => {
+        throw Object.assign(new Error('upstream secret detail'), { status: 502 });
+      });
+      app.use(tenancyErrorHandler(options));
+      return app;
+    }
+
+    it("renders Express's 400 for a malformed percent-escape as problem+json", async () => {
+      const res = await request(httpApp({ httpErrors: true }))
+        .get('/documents/%C0%AE')
+        .expect(400);
+      expect(res.headers['content-type']).to.match(/^application\/problem\+json/);
+      expect(JSON.parse(res.text)).to.deep.equal({
+        type: 'urn:tenantry:problem:bad-request',
+        title: 'Bad Request',
+        status: 400,
+        code: 'BAD_REQUEST',
+        instance: '/documents/%C0%AE',
+      });
+    });
+
+    it("renders body-parser's 413 and 400 with their type as code and their exposable message", async () => {
+      const app = httpApp({ httpErrors: true });
+      const big = await request(app)
+        .post('/documents')
+        .set('Content-Type', 'application/json')
+        .send('{"title":"far too long"}')
+        .expect(413);
+      expect(JSON.parse(big.text)).to.include({
+        code: 'ENTITY_TOO_LARGE',
+        type: 'urn:tenantry:problem:entity-too-large',
+        title: 'Payload Too Large',
+        detail: 'request entity too large',
+      });
+      const bad = await request(app)
+        .post('/documents')
+        .set('Content-Type', 'application/json')
+        .send('{"a":')
+        .expect(400);
+      expect(JSON.parse(bad.text)).to.include({ code: 'ENTITY_PARSE_FAILED', status: 400 });
+    });
+
+    it('leaves them to Express by default, and never renders a 5xx that is not a TenancyError', async () => {
+      const plain = await request(httpApp({})).get('/documents/%C0%AE').expect(400);
+      expect(plain.headers['content-type']).to.match(/^text\/html/);
+      const boom = await request(httpApp({ httpErrors: true }))
+        .get('/boom')
+        .expect(502);
+      expect(boom.headers['content-type']).to.match(/^text\/html/);
+    });
+
+    it('refuses a non-boolean httpErrors at factory time and accepts an explicit undefined', () => {
+      expect(() => tenancyErrorHandler({ httpErrors: 'yes' as unknown as boolean })).to.throw(
+        TypeError,
+        /httpErrors/,
+      );
+      expect(() =>
+        tenancyErrorHandler({ httpErrors: undefined, logger: undefined, typeBase: undefined }),
+      ).not.to.throw();
+    });
   });
 });

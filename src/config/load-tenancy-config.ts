@@ -131,9 +131,9 @@ export type TenancyConfigSource =
   | TenancyConfigInput
   | {
       /** Path of a JSON or YAML config file. */
-      readonly file?: string;
+      readonly file?: string | undefined;
       /** Environment to read `TENANCY_*` from, or `true` for `process.env`. Default: not read. */
-      readonly env?: Env | true;
+      readonly env?: Env | true | undefined;
     };
 
 function isFileOrEnvSource(source: object): source is { file?: string; env?: Env | true } {

@@ -37,25 +37,25 @@ export type BareDomainPolicy = 'refuse' | 'skip';
 /** JWT verification settings of the `jwt_claim` strategy. */
 export interface TenancyJwtConfigInput {
   /** HMAC secret (HS256/384/512), at least 32 bytes. Exactly one of `secret`/`publicKey`. */
-  readonly secret?: string;
+  readonly secret?: string | undefined;
   /** PEM public key (RS*, PS*, ES*). Exactly one of `secret`/`publicKey`. */
-  readonly publicKey?: string;
+  readonly publicKey?: string | undefined;
   /** Accepted algorithms. Required, never `none`, one key family only. */
-  readonly algorithms?: readonly string[] | string;
+  readonly algorithms?: readonly string[] | string | undefined;
   /** Required `aud` value(s). Default: not checked. */
-  readonly audience?: string | readonly string[];
+  readonly audience?: string | readonly string[] | undefined;
   /** Required `iss` value(s). Default: not checked. */
-  readonly issuer?: string | readonly string[];
+  readonly issuer?: string | readonly string[] | undefined;
   /** Seconds of clock skew tolerated for `exp`/`nbf`. Default: `0`. */
-  readonly clockTolerance?: number;
+  readonly clockTolerance?: number | undefined;
   /** Claim holding the tenant id. Default: `tid`. */
-  readonly claim?: string;
+  readonly claim?: string | undefined;
   /** Claim holding the array of tenant ids the user belongs to. Default: `tenants`. */
-  readonly tenantsClaim?: string;
+  readonly tenantsClaim?: string | undefined;
   /** Claim holding the user id. Default: `sub`. */
-  readonly userClaim?: string;
+  readonly userClaim?: string | undefined;
   /** Longest accepted token, in characters. Default: `8192`. */
-  readonly maxTokenLength?: number;
+  readonly maxTokenLength?: number | undefined;
 }
 
 /** Validated JWT settings. */
@@ -85,13 +85,13 @@ export interface TenancyJwtConfig {
 /** Settings of the `path` strategy. */
 export interface TenancyPathConfigInput {
   /** Literal path before the tenant segment (`<prefix>/:tenant/...`). Default: `/api/v1`. */
-  readonly prefix?: string;
+  readonly prefix?: string | undefined;
   /**
    * Whether downstream routes see the URL without the tenant segment
    * (`/api/v1/acme/docs` → `/api/v1/docs`). Default: `true`. With `false` the
    * URL is left alone and routes mount under `/api/v1/:tenant`.
    */
-  readonly stripTenantSegment?: boolean;
+  readonly stripTenantSegment?: boolean | undefined;
 }
 
 /** Validated `path` strategy settings. */
@@ -108,23 +108,23 @@ export interface TenancyResolutionConfigInput {
    * One strategy name (`header`, `jwt_claim`, `subdomain`, `path`), a list, or a
    * comma-separated string. Checked at load time. Default: `header`.
    */
-  readonly strategy?: string | readonly string[];
+  readonly strategy?: string | readonly string[] | undefined;
   /** Domain under which `<tenant>.<domain>` hosts live. Required for `subdomain`. */
-  readonly domain?: string;
+  readonly domain?: string | undefined;
   /** What the bare `domain` host resolves to. Default: `refuse` (400 `HOST_INVALID`). */
-  readonly bareDomain?: BareDomainPolicy;
+  readonly bareDomain?: BareDomainPolicy | undefined;
   /** Header read by the `header` strategy. Default: `X-Tenant-ID`. */
-  readonly header?: string;
+  readonly header?: string | undefined;
   /** JWT settings. Required for `jwt_claim`. */
-  readonly jwt?: TenancyJwtConfigInput;
+  readonly jwt?: TenancyJwtConfigInput | undefined;
   /** Path settings of the `path` strategy. */
-  readonly path?: TenancyPathConfigInput;
+  readonly path?: TenancyPathConfigInput | undefined;
   /**
    * Whether a request naming no tenant is refused by `resolveTenant()` itself
    * (401 `TENANT_REQUIRED`). Default: `false` (continue without a tenant; put
    * `requireTenant()` on the routes that need one).
    */
-  readonly required?: boolean;
+  readonly required?: boolean | undefined;
 }
 
 /** Validated `tenancy.resolution`. */
@@ -148,11 +148,11 @@ export interface TenancyResolutionConfig {
 /** Database-mode pool settings. */
 export interface TenancyDatabasePoolConfigInput {
   /** Most tenant pools kept open at once (LRU beyond). Default: `20`. */
-  readonly maxPools?: number;
+  readonly maxPools?: number | undefined;
   /** Most connections across every tenant pool. Default: `100`. */
-  readonly connectionBudget?: number;
+  readonly connectionBudget?: number | undefined;
   /** Milliseconds before an unused tenant pool is closed. Default: `60000`. */
-  readonly idleTimeoutMs?: number;
+  readonly idleTimeoutMs?: number | undefined;
 }
 
 /** Validated database-mode pool settings. */
@@ -165,19 +165,19 @@ export interface TenancyDatabasePoolConfig {
 /** The `tenancy.isolation` section as written. */
 export interface TenancyIsolationConfigInput {
   /** Isolation mode: `row`, `schema` or `database`. Checked at load time. Default: `row`. */
-  readonly mode?: string;
+  readonly mode?: string | undefined;
   /** Tenant column in row mode. Default: `tenant_id`. */
-  readonly tenantColumn?: string;
+  readonly tenantColumn?: string | undefined;
   /** Tables scoped per tenant. Default: `[]`. */
-  readonly tenantTables?: readonly string[] | string;
+  readonly tenantTables?: readonly string[] | string | undefined;
   /** Tables shared by every tenant. Default: `[]`. */
-  readonly sharedTables?: readonly string[] | string;
+  readonly sharedTables?: readonly string[] | string | undefined;
   /** Enable the PostgreSQL row-level-security backstop. Default: `false`. */
-  readonly rls?: boolean;
+  readonly rls?: boolean | undefined;
   /** Prefix of tenant schema names in schema mode. Default: `tenant_`. */
-  readonly schemaPrefix?: string;
+  readonly schemaPrefix?: string | undefined;
   /** Pool settings of database mode. */
-  readonly database?: TenancyDatabasePoolConfigInput;
+  readonly database?: TenancyDatabasePoolConfigInput | undefined;
 }
 
 /** Validated `tenancy.isolation`. */
@@ -194,11 +194,11 @@ export interface TenancyIsolationConfig {
 /** The `tenancy.cache` section as written. */
 export interface TenancyCacheConfigInput {
   /** How long a tenant record is cached, in ms (the seed's `validator_cache_ttl`). Default: `30000`. */
-  readonly ttlMs?: number;
+  readonly ttlMs?: number | undefined;
   /** Most tenant records cached (least recently used evicted). Default: `1000`. */
-  readonly maxEntries?: number;
+  readonly maxEntries?: number | undefined;
   /** How long an unknown id is remembered as unknown, in ms. Default: `min(5000, ttlMs)`. */
-  readonly negativeTtlMs?: number;
+  readonly negativeTtlMs?: number | undefined;
 }
 
 /** Validated `tenancy.cache`. */
@@ -210,9 +210,9 @@ export interface TenancyCacheConfig {
 
 /** The inner `tenancy` object as written. */
 export interface TenancySettingsInput {
-  readonly resolution?: TenancyResolutionConfigInput;
-  readonly isolation?: TenancyIsolationConfigInput;
-  readonly cache?: TenancyCacheConfigInput;
+  readonly resolution?: TenancyResolutionConfigInput | undefined;
+  readonly isolation?: TenancyIsolationConfigInput | undefined;
+  readonly cache?: TenancyCacheConfigInput | undefined;
 }
 
 /** A config as written: with or without the outer `tenancy` key. */

@@ -22,15 +22,15 @@ export interface TenantContextInit {
   /** The tenant, as loaded from the tenant store. */
   readonly tenant: TenantRecord;
   /** The resolution source that named the tenant. Default: `explicit`. */
-  readonly source?: TenantSource;
+  readonly source?: TenantSource | undefined;
   /**
    * Whether the source is trusted (a verified token claim is; header,
    * subdomain and path are client-influenced). Default: `true` for
    * `explicit`, else `false`.
    */
-  readonly trusted?: boolean;
+  readonly trusted?: boolean | undefined;
   /** The authenticated user, if any. */
-  readonly user?: TenantUser;
+  readonly user?: TenantUser | undefined;
 }
 
 /**

@@ -22,9 +22,9 @@ export type TenantMembershipCheck = (
 /** Options of {@link claimMembership}. */
 export interface ClaimMembershipOptions {
   /** Claim holding the user's tenant id. Default: `tid`. */
-  readonly claim?: string;
+  readonly claim?: string | undefined;
   /** Claim holding an array of the user's tenant ids. Default: `tenants`. */
-  readonly tenantsClaim?: string;
+  readonly tenantsClaim?: string | undefined;
 }
 
 /**

@@ -9,26 +9,26 @@ export type TenantStatus =
 /** Where a tenant's own database lives (database isolation mode). */
 export interface TenantDatabaseSettings {
   /** Server host. Default: the application's default connection host. */
-  readonly host?: string;
+  readonly host?: string | undefined;
   /** Server port. Default: the application's default connection port. */
-  readonly port?: number;
+  readonly port?: number | undefined;
   /** Database name. Required. */
   readonly database: string;
   /** Role to connect as. Default: the application's default user. */
-  readonly user?: string;
+  readonly user?: string | undefined;
   /**
    * Name of the secret that holds the password (resolved by the configured
    * credentials resolver; never a plaintext password). Default: none.
    */
-  readonly passwordRef?: string;
+  readonly passwordRef?: string | undefined;
 }
 
 /** Per-tenant isolation placement, filled in by provisioning. */
 export interface TenantIsolationSettings {
   /** Schema name in schema mode (e.g. `tenant_acme`). */
-  readonly schema?: string;
+  readonly schema?: string | undefined;
   /** Connection settings in database mode. */
-  readonly database?: TenantDatabaseSettings;
+  readonly database?: TenantDatabaseSettings | undefined;
 }
 
 /**

@@ -14,7 +14,7 @@ export interface RequireTenantOptions {
    * `AUTHENTICATION_REQUIRED` otherwise. Use it where a tenant named only by
    * a header, host or path must not be enough. Default: `false`.
    */
-  readonly requireUser?: boolean;
+  readonly requireUser?: boolean | undefined;
   /**
    * Membership check re-run for an authenticated user when the tenant came
    * from a client-influenced source. Pass the same check you gave
@@ -22,11 +22,11 @@ export interface RequireTenantOptions {
    * in depth), so a too-loose resolver check cannot admit a non-member here.
    * Default: `claimMembership({ claim, tenantsClaim })`.
    */
-  readonly isMember?: TenantMembershipCheck;
+  readonly isMember?: TenantMembershipCheck | undefined;
   /** Token claim holding the user's tenant id, for the default check. Default: `tid`. */
-  readonly claim?: string;
+  readonly claim?: string | undefined;
   /** Token claim holding the user's tenant ids, for the default check. Default: `tenants`. */
-  readonly tenantsClaim?: string;
+  readonly tenantsClaim?: string | undefined;
 }
 
 /**

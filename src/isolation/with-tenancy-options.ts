@@ -15,32 +15,33 @@ export type IsolationMode = 'row' | 'schema' | 'database';
  * the schema it lives in. In schema mode references are qualified with that
  * schema; in row mode the schema is only used for matching.
  */
-export type SharedTableOption = string | { readonly name: string; readonly schema?: string };
+export type SharedTableOption =
+  string | { readonly name: string; readonly schema?: string | undefined };
 
 /** Which tables hold tenant data. */
 export interface TenantTablesOption {
   /** Tables declared as tenant-scoped. Default: `[]`. */
-  readonly tables?: readonly string[];
+  readonly tables?: readonly string[] | undefined;
   /**
    * Also treat every table of the `public` schema that has the tenant column
    * as tenant-scoped, read from the catalog on first use (row mode). Default: `false`.
    */
-  readonly discover?: boolean;
+  readonly discover?: boolean | undefined;
 }
 
 /** Options of the PostgreSQL row-level-security backstop (row mode). */
 export interface RlsOptions {
   /** Turn the backstop on. Default: `false` (when the object form is used: `true`). */
-  readonly enabled?: boolean;
+  readonly enabled?: boolean | undefined;
   /** The setting the policies read. Default: `app.tenant_id`. */
-  readonly setting?: string;
+  readonly setting?: string | undefined;
   /**
    * What the start-up safety check does when the application role is a
    * superuser, has BYPASSRLS, or owns a tenant table (so RLS would not apply):
    * `refuse` makes every statement fail with TENANCY_CONFIG_INVALID, `warn`
    * logs an error and continues. Default: `refuse`.
    */
-  readonly onUnsafeRole?: 'refuse' | 'warn';
+  readonly onUnsafeRole?: 'refuse' | 'warn' | undefined;
 }
 
 /**
@@ -57,28 +58,28 @@ export interface RlsOptions {
  */
 export interface WithTenancyOptions {
   /** The isolation mode. Default: `row`. */
-  readonly mode?: IsolationMode;
+  readonly mode?: IsolationMode | undefined;
   /**
    * The tenant tables: a list of names, or `{ tables, discover }`.
    * Default: `[]` (then `discover` must be on, or nothing is tenant-scoped and
    * every non-shared table is refused).
    */
-  readonly tenantTables?: readonly string[] | TenantTablesOption;
+  readonly tenantTables?: readonly string[] | TenantTablesOption | undefined;
   /**
    * Tables that are not tenant-scoped (reference data, the `tenants` table).
    * Default: `[]`.
    */
-  readonly sharedTables?: readonly SharedTableOption[];
+  readonly sharedTables?: readonly SharedTableOption[] | undefined;
   /**
    * What to do with a table that is neither a tenant table nor a shared one
    * (nor a CTE name): `refuse` throws UNSAFE_QUERY before any SQL is sent
    * (fail closed); `shared` treats it as shared. Default: `refuse`.
    */
-  readonly unknownTables?: 'refuse' | 'shared';
+  readonly unknownTables?: 'refuse' | 'shared' | undefined;
   /** The tenant column in row mode. Default: `tenant_id`. */
-  readonly tenantColumn?: string;
+  readonly tenantColumn?: string | undefined;
   /** The row-level-security backstop (row mode): `true` or options. Default: off. */
-  readonly rls?: boolean | RlsOptions;
+  readonly rls?: boolean | RlsOptions | undefined;
   /**
    * Trust raw SQL without proof. Raw SQL (`knex.raw`, `whereRaw`,
    * `orderByRaw`, `raw('??', [col])`, ...) needs no option: a statement is
@@ -88,7 +89,7 @@ export interface WithTenancyOptions {
    * together with the RLS backstop (`rls`), which then enforces the tenant
    * inside PostgreSQL. Default: `false`.
    */
-  readonly allowRaw?: boolean;
+  readonly allowRaw?: boolean | undefined;
   /**
    * Functions (besides PostgreSQL's built-in allow-list of functions that
    * cannot run SQL text or reach other tables) that statements on tenant
@@ -96,17 +97,17 @@ export interface WithTenancyOptions {
    * `schema.name`. Declare only functions that compute on their arguments.
    * Default: `[]`.
    */
-  readonly safeFunctions?: readonly string[];
+  readonly safeFunctions?: readonly string[] | undefined;
   /**
    * How many statement proofs to cache (one per distinct SQL text; in row
    * mode the text is the same for every tenant). `0` turns the cache off.
    * Default: `5000`.
    */
-  readonly proofCacheSize?: number;
+  readonly proofCacheSize?: number | undefined;
   /** Prefix of tenant schema names in schema mode. Default: `tenant_`. */
-  readonly schemaPrefix?: string;
+  readonly schemaPrefix?: string | undefined;
   /** Where diagnostics go. Default: `silentLogger`. */
-  readonly logger?: TenancyLogger;
+  readonly logger?: TenancyLogger | undefined;
   /** Options of database mode. Default: none. */
-  readonly database?: DatabaseIsolationOptions;
+  readonly database?: DatabaseIsolationOptions | undefined;
 }

@@ -2,7 +2,7 @@ import knexFactory, { type Knex } from 'knex';
 import type { TenantRecord, TenantStatus } from '../context/tenant-record';
 import { assertValidTenantId } from '../context/tenant-id';
 import { TenantNotFoundError } from '../errors';
-import { silentLogger, type TenancyLogger } from '../logger';
+import { toTenancyLogger, type TenancyLogger, type TenancyLoggerInput } from '../logger';
 import { DEFAULT_LEDGER_TABLE, assertTableName } from '../store/central-migrations';
 import type { TenantStore } from '../store/tenant-store';
 import { toMigrationSource, type TenantMigrationsOption } from './migration-sources';
@@ -31,18 +31,18 @@ export interface TenantMigrationProgress {
 /** Options of {@link FleetMigrator.migrateTenants}. */
 export interface MigrateTenantsOptions {
   /** Tenants migrated at once. Default: `4`. */
-  readonly concurrency?: number;
+  readonly concurrency?: number | undefined;
   /** Migrate only this tenant. Default: every tenant in `statuses`. */
-  readonly tenant?: string;
+  readonly tenant?: string | undefined;
   /** Which tenants to migrate. Default: `active`, `suspended`, `archived`. */
-  readonly statuses?: readonly TenantStatus[];
+  readonly statuses?: readonly TenantStatus[] | undefined;
   /**
    * Re-check tenants whose ledger entry already says they are on the latest
    * version (slower). Default: `false` (resume skips them).
    */
-  readonly verify?: boolean;
+  readonly verify?: boolean | undefined;
   /** Called after each tenant. Default: nothing. */
-  readonly onProgress?: (progress: TenantMigrationProgress) => void;
+  readonly onProgress?: ((progress: TenantMigrationProgress) => void) | undefined;
 }
 
 /** What a fleet migration did. */
@@ -89,9 +89,9 @@ export interface FleetMigratorOptions extends TenantPlacementOptions {
   /** The tenant store (lists the fleet). Required. */
   readonly store: TenantStore;
   /** The central per-tenant ledger table. Default: `tenantry_tenant_migrations`. */
-  readonly ledgerTable?: string;
+  readonly ledgerTable?: string | undefined;
   /** Logger. Default: silent. */
-  readonly logger?: TenancyLogger;
+  readonly logger?: TenancyLoggerInput | undefined;
 }
 
 interface LedgerRow {
@@ -156,7 +156,7 @@ export class FleetMigrator {
     this.#source = toMigrationSource(options.migrations);
     this.#store = options.store;
     this.#ledger = assertTableName(options.ledgerTable ?? DEFAULT_LEDGER_TABLE, 'ledgerTable');
-    this.#logger = options.logger ?? silentLogger;
+    this.#logger = toTenancyLogger(options.logger);
   }
 
   /** Every migration name of the source, in order. */

@@ -4,9 +4,9 @@ import type { TenantMigrationProgress } from './fleet-migrator';
 export interface ProgressStream {
   write(text: string): unknown;
   /** Present and true on a terminal. */
-  readonly isTTY?: boolean;
+  readonly isTTY?: boolean | undefined;
   /** Terminal width. */
-  readonly columns?: number;
+  readonly columns?: number | undefined;
 }
 
 /**

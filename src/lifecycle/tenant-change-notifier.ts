@@ -1,17 +1,17 @@
 import type { Knex } from 'knex';
 import type pg from 'pg';
 import { assertValidTenantId, isValidTenantId } from '../context/tenant-id';
-import { silentLogger, type TenancyLogger } from '../logger';
+import { toTenancyLogger, type TenancyLogger, type TenancyLoggerInput } from '../logger';
 import type { TenantCacheInvalidator } from './tenant-manager';
 
 /** Options of {@link TenantChangeNotifier}. */
 export interface TenantChangeNotifierOptions {
   /** The NOTIFY channel. Default: `tenantry_tenant_changed`. */
-  readonly channel?: string;
+  readonly channel?: string | undefined;
   /** First delay before reconnecting a dropped listener (doubles up to 5 s). Default: `100` ms. */
-  readonly reconnectDelayMillis?: number;
+  readonly reconnectDelayMillis?: number | undefined;
   /** Logger. Default: silent. */
-  readonly logger?: TenancyLogger;
+  readonly logger?: TenancyLoggerInput | undefined;
 }
 
 const ALL = '*';
@@ -52,7 +52,7 @@ export class TenantChangeNotifier {
       );
     }
     this.#delay = options.reconnectDelayMillis ?? 100;
-    this.#logger = options.logger ?? silentLogger;
+    this.#logger = toTenancyLogger(options.logger);
   }
 
   /** How many times the listener reconnected after a drop. */

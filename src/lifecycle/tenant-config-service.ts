@@ -10,7 +10,7 @@ export interface TenantConfigServiceOptions<TConfig extends Record<string, unkno
   /** The application defaults: every key a tenant may override. Required. */
   readonly defaults: TConfig;
   /** How long a tenant's overrides are cached. Default: `30000` ms. */
-  readonly ttlMs?: number;
+  readonly ttlMs?: number | undefined;
 }
 
 /**

@@ -3,7 +3,7 @@ import { inject, injectable } from 'tsyringe';
 import { assertValidTenantId } from '../context/tenant-id';
 import type { TenantRecord, TenantStatus } from '../context/tenant-record';
 import { TenantNotFoundError, TenantProvisioningError, TenantStateError } from '../errors';
-import { silentLogger, type TenancyLogger } from '../logger';
+import { toTenancyLogger, type TenancyLogger, type TenancyLoggerInput } from '../logger';
 import type { NewTenant, TenantPatch, TenantStore } from '../store/tenant-store';
 import {
   FleetMigrator,
@@ -19,7 +19,7 @@ import { TenantPlacement, type TenantPlacementOptions, type TenantSeed } from '.
 /** Something that caches tenants and can forget one (e.g. `CachedTenantStore`, `TenantConfigService`). */
 export interface TenantCacheInvalidator {
   invalidate(id: string): void;
-  invalidateAll?(): void;
+  invalidateAll?(): void | undefined;
 }
 
 /** Options of {@link TenantManager}. */
@@ -29,15 +29,15 @@ export interface TenantManagerOptions extends TenantPlacementOptions {
   /** The tenant store to write through. Required. */
   readonly store: TenantStore;
   /** The tenant migrations. Default: none (provisioning only creates storage). */
-  readonly migrations?: TenantMigrationsOption;
+  readonly migrations?: TenantMigrationsOption | undefined;
   /** Fills a newly provisioned tenant. Default: none. */
-  readonly seed?: TenantSeed;
+  readonly seed?: TenantSeed | undefined;
   /** Local caches to invalidate after each change. Default: none. */
-  readonly caches?: readonly TenantCacheInvalidator[];
+  readonly caches?: readonly TenantCacheInvalidator[] | undefined;
   /** Tells other processes about each change (LISTEN/NOTIFY). Default: none. */
-  readonly notifier?: TenantChangeNotifier;
+  readonly notifier?: TenantChangeNotifier | undefined;
   /** Logger. Default: silent. */
-  readonly logger?: TenancyLogger;
+  readonly logger?: TenancyLoggerInput | undefined;
 }
 
 /** The DI token of {@link TenantManagerOptions}. */
@@ -46,7 +46,7 @@ export const TENANT_MANAGER_OPTIONS: unique symbol = Symbol.for('tenantry.Tenant
 /** What {@link TenantManager.create} accepts. */
 export interface CreateTenantInput extends Omit<NewTenant, 'status'> {
   /** Provision right away. Default: `true`. */
-  readonly provision?: boolean;
+  readonly provision?: boolean | undefined;
 }
 
 // Allowed transitions. `deleted` is final: a deleted id is purged, never revived.
@@ -105,7 +105,7 @@ export class TenantManager {
     }
     this.#options = options;
     this.#store = options.store;
-    this.#logger = options.logger ?? silentLogger;
+    this.#logger = toTenancyLogger(options.logger);
     this.events = new TenantEvents(this.#logger);
     this.#placement = new TenantPlacement(options.knex, options);
     this.#fleet = options.migrations

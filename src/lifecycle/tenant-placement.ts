@@ -19,13 +19,13 @@ export const TENANT_MIGRATIONS_TABLE = 'tenantry_migrations';
 /** How provisioning and migrations reach tenant storage. */
 export interface TenantPlacementOptions {
   /** The isolation mode. Default: `row`. */
-  readonly mode?: IsolationMode;
+  readonly mode?: IsolationMode | undefined;
   /** Schema prefix (schema mode). Default: `tenant_`. */
-  readonly schemaPrefix?: string;
+  readonly schemaPrefix?: string | undefined;
   /** Database prefix (database mode). Default: `tenant_`. */
-  readonly databasePrefix?: string;
+  readonly databasePrefix?: string | undefined;
   /** Resolves `passwordRef` (database mode). Default: an environment variable. */
-  readonly credentials?: CredentialsResolver;
+  readonly credentials?: CredentialsResolver | undefined;
 }
 
 /** A seed: fills a freshly provisioned tenant. Runs in one transaction. */

@@ -5,7 +5,7 @@ import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolu
 /** Options of {@link HeaderStrategy}. */
 export interface HeaderStrategyOptions {
   /** Header carrying the tenant id (case-insensitive). Default: `X-Tenant-ID`. */
-  readonly header?: string;
+  readonly header?: string | undefined;
 }
 
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;

@@ -19,21 +19,21 @@ export interface JwtClaimStrategyOptions {
    */
   readonly algorithms: readonly string[];
   /** HMAC secret (at least 32 bytes) for HS* algorithms. Exactly one of `secret`/`publicKey`. */
-  readonly secret?: string | Buffer | KeyObject;
+  readonly secret?: string | Buffer | KeyObject | undefined;
   /** Public key (PEM, DER buffer or KeyObject) for RS*, PS* or ES* algorithms. */
-  readonly publicKey?: string | Buffer | KeyObject;
+  readonly publicKey?: string | Buffer | KeyObject | undefined;
   /** Required audience(s) (`aud`). Default: not checked. */
-  readonly audience?: string | readonly string[];
+  readonly audience?: string | readonly string[] | undefined;
   /** Required issuer(s) (`iss`). Default: not checked. */
-  readonly issuer?: string | readonly string[];
+  readonly issuer?: string | readonly string[] | undefined;
   /** Seconds of clock skew tolerated on `exp`/`nbf`. Default: `0`. */
-  readonly clockTolerance?: number;
+  readonly clockTolerance?: number | undefined;
   /** Claim holding the tenant id, e.g. `sub` for per-tenant machine tokens. Default: `tid`. */
-  readonly claim?: string;
+  readonly claim?: string | undefined;
   /** Claim holding the user id. Default: `sub`. */
-  readonly userClaim?: string;
+  readonly userClaim?: string | undefined;
   /** Longest accepted token in characters; longer is `TOKEN_INVALID`. Default: `8192`. */
-  readonly maxTokenLength?: number;
+  readonly maxTokenLength?: number | undefined;
 }
 
 const BEARER = /^Bearer(?: +(.*))?$/i;

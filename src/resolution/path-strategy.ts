@@ -10,14 +10,14 @@ export interface PathStrategyOptions {
    * `<prefix>/:tenant/...`. Matched against `req.url` where `resolveTenant()`
    * is mounted, case-insensitively like Express routes. Default: `/api/v1`.
    */
-  readonly prefix?: string;
+  readonly prefix?: string | undefined;
   /**
    * `true`: downstream handlers see the URL without the tenant segment
    * (`/api/v1/acme/docs` → `req.url` `/api/v1/docs`; `req.originalUrl` is
    * unchanged), so routes are written once for every tenant. `false`: the URL
    * is left alone and routes mount under `<prefix>/:tenant`. Default: `true`.
    */
-  readonly stripTenantSegment?: boolean;
+  readonly stripTenantSegment?: boolean | undefined;
 }
 
 /**

@@ -24,7 +24,7 @@ import {
   TenantSuspendedError,
   TenantUnavailableError,
 } from '../errors';
-import { silentLogger, type TenancyLogger } from '../logger';
+import { toTenancyLogger, type TenancyLoggerInput } from '../logger';
 import { CachedTenantStore } from '../store/cached-tenant-store';
 import type { TenantStore } from '../store/tenant-store';
 import { HeaderStrategy } from './header-strategy';
@@ -42,45 +42,47 @@ export interface ResolveTenantOptions {
    * The loaded config: the whole `loadTenancyConfig()` result or its
    * `tenancy.resolution` section (validated again here). Default: none.
    */
-  readonly config?: TenancyConfig | TenancyResolutionConfig | TenancyResolutionConfigInput;
+  readonly config?:
+    TenancyConfig | TenancyResolutionConfig | TenancyResolutionConfigInput | undefined;
   /**
    * Strategies in the order they run: built-in names and/or your own
    * {@link TenantResolutionStrategy} objects. Default: `config.strategy`, else `['header']`.
    */
-  readonly strategies?: readonly (TenantStrategyName | TenantResolutionStrategy)[];
+  readonly strategies?: readonly (TenantStrategyName | TenantResolutionStrategy)[] | undefined;
   /** Header of the `header` strategy. Default: config `header`, else `X-Tenant-ID`. */
-  readonly header?: string;
+  readonly header?: string | undefined;
   /** Domain of the `subdomain` strategy. Default: config `domain`. Required for `subdomain`. */
-  readonly domain?: string;
+  readonly domain?: string | undefined;
   /** Bare-domain policy of the `subdomain` strategy. Default: config `bareDomain`, else `refuse`. */
-  readonly bareDomain?: BareDomainPolicy;
+  readonly bareDomain?: BareDomainPolicy | undefined;
   /** Labels the `subdomain` strategy ignores (`www`). Default: `[]`. */
-  readonly ignoredSubdomains?: readonly string[];
+  readonly ignoredSubdomains?: readonly string[] | undefined;
   /** Verification settings of the `jwt_claim` strategy. Default: config `jwt`. Required for `jwt_claim`. */
-  readonly jwt?: JwtClaimStrategyOptions & { readonly tenantsClaim?: string };
+  readonly jwt?: (JwtClaimStrategyOptions & { readonly tenantsClaim?: string }) | undefined;
   /** Settings of the `path` strategy. Default: config `path`, else `{ prefix: '/api/v1', stripTenantSegment: true }`. */
-  readonly path?: PathStrategyOptions;
+  readonly path?: PathStrategyOptions | undefined;
   /**
    * Refuse a request that names no tenant with 401 `TENANT_REQUIRED` here
    * instead of continuing without a tenant. Default: config `required`, else `false`.
    */
-  readonly required?: boolean;
+  readonly required?: boolean | undefined;
   /**
    * Membership check for a tenant named by a client-influenced source while a
    * user is authenticated. Default: `claimMembership()` with the jwt `claim`
    * and `tenantsClaim` (token tenant claim equals it or tenants array holds it).
    */
-  readonly isMember?: TenantMembershipCheck;
+  readonly isMember?: TenantMembershipCheck | undefined;
   /**
    * Where the verified user comes from when no strategy produced one (e.g. a
    * session set by your auth middleware). Only return users you verified.
    * Default: none.
    */
-  readonly getUser?: (req: Request) => TenantUser | undefined | Promise<TenantUser | undefined>;
+  readonly getUser?:
+    ((req: Request) => TenantUser | undefined | Promise<TenantUser | undefined>) | undefined;
   /** Parent of the per-request child containers. Default: tsyringe's root container. */
-  readonly container?: DependencyContainer;
+  readonly container?: DependencyContainer | undefined;
   /** Receives debug/warn logs (resolutions refused, dispose failures). Default: silent. */
-  readonly logger?: TenancyLogger;
+  readonly logger?: TenancyLoggerInput | undefined;
 }
 
 type Maybe<T> = T | Promise<T>;
@@ -281,7 +283,7 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   const required = options.required ?? config?.required ?? false;
   const parent = options.container ?? rootContainer;
   ensureTenancyRegistered(parent); // once here, not per request
-  const logger = options.logger ?? silentLogger;
+  const logger = toTenancyLogger(options.logger);
   // A CachedTenantStore answers warm lookups synchronously.
   const peek = store instanceof CachedTenantStore ? (id: string) => store.peek(id) : undefined;
 

@@ -13,9 +13,9 @@ export interface SubdomainStrategyOptions {
    * What a request to the bare domain resolves to: `refuse` (400
    * `HOST_INVALID`) or `skip` (no tenant from this strategy). Default: `refuse`.
    */
-  readonly bareDomain?: BareDomainPolicy;
+  readonly bareDomain?: BareDomainPolicy | undefined;
   /** Labels that are not tenants (`www`, `api`): skipped like the bare domain with `skip`. Default: `[]`. */
-  readonly ignoredLabels?: readonly string[];
+  readonly ignoredLabels?: readonly string[] | undefined;
 }
 
 const HOST_CHARS = /^[a-z0-9.-]+$/;

@@ -15,19 +15,19 @@ export interface TenantResolution {
    * against `TENANT_ID_PATTERN` before any lookup). Omit when the strategy
    * found only a user (e.g. a token without a tenant claim).
    */
-  readonly tenantId?: string;
+  readonly tenantId?: string | undefined;
   /**
    * Whether the id comes from a verified source (a signed token). Header,
    * host and path are client-influenced: `false`.
    */
   readonly trusted: boolean;
   /** The authenticated user, if the strategy verified one. */
-  readonly user?: TenantUser;
+  readonly user?: TenantUser | undefined;
   /**
    * Called once the chain accepted the tenant, before downstream handlers
    * run (the path strategy uses it to strip the tenant segment).
    */
-  readonly accept?: (req: Request) => void;
+  readonly accept?: ((req: Request) => void) | undefined;
 }
 
 /**

@@ -4,16 +4,16 @@ import type { NewTenant, TenantListOptions, TenantPatch, TenantStore } from './t
 /** Options of {@link CachedTenantStore}. */
 export interface CachedTenantStoreOptions {
   /** How long a found tenant is served from the cache, in ms. `0` disables caching. Default: `30000`. */
-  readonly ttlMs?: number;
+  readonly ttlMs?: number | undefined;
   /** Most entries kept (found and unknown ids); the least recently used is evicted. Default: `1000`. */
-  readonly maxEntries?: number;
+  readonly maxEntries?: number | undefined;
   /**
    * How long an unknown id is remembered as unknown, in ms, so a flood of
    * requests for a missing tenant does not reach the store. Default: `min(5000, ttlMs)`.
    */
-  readonly negativeTtlMs?: number;
+  readonly negativeTtlMs?: number | undefined;
   /** Clock in ms, for tests. Default: `Date.now`. */
-  readonly now?: () => number;
+  readonly now?: (() => number) | undefined;
 }
 
 /** Counters of a {@link CachedTenantStore}, for tests and metrics. */

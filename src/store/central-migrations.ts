@@ -3,9 +3,9 @@ import type { Knex } from 'knex';
 /** Options of {@link centralMigrationSource}. */
 export interface CentralMigrationOptions {
   /** Name of the central tenants table. Default: `tenants`. */
-  readonly tenantsTable?: string;
+  readonly tenantsTable?: string | undefined;
   /** Name of the central per-tenant migration ledger. Default: `tenantry_tenant_migrations`. */
-  readonly ledgerTable?: string;
+  readonly ledgerTable?: string | undefined;
 }
 
 /** Default name of the central tenants table. */

@@ -8,7 +8,7 @@ import type { NewTenant, TenantListOptions, TenantPatch, TenantStore } from './t
 /** Options of {@link KnexTenantStore}. */
 export interface KnexTenantStoreOptions {
   /** Name of the central tenants table. Default: `tenants`. */
-  readonly tableName?: string;
+  readonly tableName?: string | undefined;
 }
 
 interface TenantRow {

@@ -5,28 +5,28 @@ export interface NewTenant {
   /** The tenant id (validated against `TENANT_ID_PATTERN`). */
   readonly id: string;
   /** Display name. Default: the id. */
-  readonly name?: string;
+  readonly name?: string | undefined;
   /** Initial status. Default: `active`. */
-  readonly status?: TenantStatus;
+  readonly status?: TenantStatus | undefined;
   /** Isolation placement. Default: `{}`. */
-  readonly isolation?: TenantIsolationSettings;
+  readonly isolation?: TenantIsolationSettings | undefined;
   /** Per-tenant config overrides. Default: `{}`. */
-  readonly config?: Readonly<Record<string, unknown>>;
+  readonly config?: Readonly<Record<string, unknown>> | undefined;
 }
 
 /** A partial update of a tenant. `id` and `createdAt` never change. */
 export interface TenantPatch {
-  readonly name?: string;
-  readonly status?: TenantStatus;
-  readonly statusReason?: string | null;
-  readonly isolation?: TenantIsolationSettings;
-  readonly config?: Readonly<Record<string, unknown>>;
+  readonly name?: string | undefined;
+  readonly status?: TenantStatus | undefined;
+  readonly statusReason?: string | null | undefined;
+  readonly isolation?: TenantIsolationSettings | undefined;
+  readonly config?: Readonly<Record<string, unknown>> | undefined;
 }
 
 /** Filters for {@link TenantStore.list}. */
 export interface TenantListOptions {
   /** Only tenants with one of these statuses. Default: all. */
-  readonly status?: readonly TenantStatus[];
+  readonly status?: readonly TenantStatus[] | undefined;
 }
 
 /**

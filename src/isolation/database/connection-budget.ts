@@ -5,12 +5,12 @@ export interface ConnectionBudgetOptions {
   /** Most connections open at once across every tenant pool. Required, >= 1. */
   readonly max: number;
   /** How long a new connection may wait for a free slot. Default: `10000` ms. */
-  readonly acquireTimeoutMillis?: number;
+  readonly acquireTimeoutMillis?: number | undefined;
   /**
    * Called while someone waits for a slot, so idle pools can be closed to
    * free theirs. Default: nothing.
    */
-  readonly onPressure?: () => void;
+  readonly onPressure?: (() => void) | undefined;
 }
 
 interface Waiter {

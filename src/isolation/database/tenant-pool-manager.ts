@@ -9,13 +9,13 @@ import { DEFAULT_DATABASE_PREFIX, tenantDatabaseName } from './tenant-database-n
 /** Connection defaults applied when a tenant record leaves a field out. */
 export interface DatabaseConnectionDefaults {
   /** Default host. Default: `127.0.0.1`. */
-  readonly host?: string;
+  readonly host?: string | undefined;
   /** Default port. Default: `5432`. */
-  readonly port?: number;
+  readonly port?: number | undefined;
   /** Default role. Default: `postgres`. */
-  readonly user?: string;
+  readonly user?: string | undefined;
   /** Password used when a tenant has no `passwordRef`. Default: none. */
-  readonly password?: string;
+  readonly password?: string | undefined;
 }
 
 /** Options of database isolation mode (a database per tenant). */
@@ -24,35 +24,35 @@ export interface DatabaseIsolationOptions {
    * Most connections open at once across ALL tenant pools (the global
    * budget). Default: `50`.
    */
-  readonly connectionBudget?: number;
+  readonly connectionBudget?: number | undefined;
   /**
    * Most tenant pools handed out (a soft cap): past it the least recently
    * used pool stops being handed out and closes once no query waits for or
    * holds its connections, so more pools can be open while those drain.
    * Default: `100`.
    */
-  readonly maxPools?: number;
+  readonly maxPools?: number | undefined;
   /** Most connections of one tenant's pool. Default: `min(5, connectionBudget)`. */
-  readonly maxConnectionsPerTenant?: number;
+  readonly maxConnectionsPerTenant?: number | undefined;
   /** A tenant pool unused this long is closed. Default: `60000` ms. */
-  readonly poolIdleMillis?: number;
+  readonly poolIdleMillis?: number | undefined;
   /** An idle connection inside a pool is closed after this long. Default: `10000` ms. */
-  readonly connectionIdleMillis?: number;
+  readonly connectionIdleMillis?: number | undefined;
   /**
    * How long a query may wait for a connection (its pool or a budget slot)
    * before it fails with 503 `TENANT_UNAVAILABLE`. Default: `10000` ms.
    */
-  readonly acquireTimeoutMillis?: number;
+  readonly acquireTimeoutMillis?: number | undefined;
   /** TCP connect timeout to a tenant server. Default: `5000` ms. */
-  readonly connectTimeoutMillis?: number;
+  readonly connectTimeoutMillis?: number | undefined;
   /** Prefix of default database names (`tenant_<id>`). Default: `tenant_`. */
-  readonly databasePrefix?: string;
+  readonly databasePrefix?: string | undefined;
   /** Resolves `passwordRef`. Default: {@link envCredentialsResolver} (an env var). */
-  readonly credentials?: CredentialsResolver;
+  readonly credentials?: CredentialsResolver | undefined;
   /** Defaults for host/port/user/password. Default: taken from the base Knex connection. */
-  readonly defaults?: DatabaseConnectionDefaults;
+  readonly defaults?: DatabaseConnectionDefaults | undefined;
   /** Logger. Default: silent. */
-  readonly logger?: TenancyLogger;
+  readonly logger?: TenancyLogger | undefined;
 }
 
 /** Fully resolved connection placement of one tenant (no secret). */
@@ -61,7 +61,7 @@ export interface ResolvedTenantDatabase {
   readonly port: number;
   readonly database: string;
   readonly user: string;
-  readonly passwordRef?: string;
+  readonly passwordRef?: string | undefined;
 }
 
 /** A snapshot of the manager, for health endpoints and tests. */

@@ -28,9 +28,9 @@ export interface RowLevelSecurityOptions {
   /** The tenant tables to protect. Required. */
   readonly tables: readonly string[];
   /** The tenant column. Default: `tenant_id`. */
-  readonly tenantColumn?: string;
+  readonly tenantColumn?: string | undefined;
   /** The setting holding the current tenant. Default: `app.tenant_id`. */
-  readonly setting?: string;
+  readonly setting?: string | undefined;
 }
 
 /**

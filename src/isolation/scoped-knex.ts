@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import { emitTenancyAudit } from '../context/audit';
 import { runWithTenant } from '../context/tenant-scope';
 import { TenancyConfigError, TenancyError, UnsafeQueryError } from '../errors';
-import { silentLogger } from '../logger';
+import { toTenancyLogger } from '../logger';
 import type { KnexPgStatement } from './rls/pipelined-setting';
 import { createRlsSession, type RlsSession } from './rls/rls-session';
 import { DEFAULT_SCHEMA_PREFIX, tenantSchemaName } from './schema/tenant-schema-name';
@@ -115,7 +115,7 @@ export function createScopedKnex(
   }
   const prefix = options.schemaPrefix ?? DEFAULT_SCHEMA_PREFIX;
   tenantSchemaName({ id: 'probe' }, prefix); // validates the prefix at start-up
-  const logger = options.logger ?? silentLogger;
+  const logger = toTenancyLogger(options.logger);
   const catalog = new TableCatalog(options);
   const tenantOption = options.tenantTables;
   const discover =

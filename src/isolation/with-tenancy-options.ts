@@ -1,4 +1,4 @@
-import type { TenancyLogger } from '../logger';
+import type { TenancyLoggerInput } from '../logger';
 import type { DatabaseIsolationOptions } from './database/database-tenant-knex';
 
 /**
@@ -106,8 +106,11 @@ export interface WithTenancyOptions {
   readonly proofCacheSize?: number | undefined;
   /** Prefix of tenant schema names in schema mode. Default: `tenant_`. */
   readonly schemaPrefix?: string | undefined;
-  /** Where diagnostics go. Default: `silentLogger`. */
-  readonly logger?: TenancyLogger | undefined;
+  /**
+   * Where diagnostics go (refused statements at `warn`, with the clause and
+   * table): a TenancyLogger, pino, bunyan, winston or console. Default: `silentLogger`.
+   */
+  readonly logger?: TenancyLoggerInput | undefined;
   /** Options of database mode. Default: none. */
   readonly database?: DatabaseIsolationOptions | undefined;
 }

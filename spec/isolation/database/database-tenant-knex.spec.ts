@@ -221,7 +221,7 @@ describe('createDatabaseTenantKnex() (database isolation mode)', function () {
       const db = createDatabaseTenantKnex(base, {
         database: { connectionBudget: 6, maxConnectionsPerTenant: 2, maxPools: 20 },
         logger: {
-          debug: (message) => {
+          debug: (message: string) => {
             if (message === 'closing tenant pool') closedPools += 1;
           },
           info() {},

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import { emitTenancyAudit } from '../../context/audit';
 import { currentSystemReason, tryCurrentTenant } from '../../context/tenant-scope';
 import { TenantScopeError } from '../../errors';
+import { toTenancyLogger } from '../../logger';
 import type { TenancyInfo, TenantKnex, UnscopedOptions } from '../tenant-knex';
 import type { WithTenancyOptions } from '../with-tenancy-options';
 import {
@@ -74,7 +75,9 @@ export function createDatabaseTenantKnex(
   options: DatabaseTenantKnexOptions = {},
 ): DatabaseTenantKnex {
   const dbOptions = options.database ?? {};
-  const logger = dbOptions.logger ?? options.logger;
+  const logger =
+    dbOptions.logger ??
+    (options.logger === undefined ? undefined : toTenancyLogger(options.logger));
   const manager = new TenantPoolManager({
     ...dbOptions,
     defaults: { ...defaultsFromBase(base), ...dbOptions.defaults },

@@ -278,7 +278,11 @@ describe('tenancyErrorHandler({ logger })', () => {
     app.use(requestLogFields());
     app.use(resolveTenant({ store: testTenants() }));
     app.get('/search', async (_req, res) => {
-      res.json(await db('documents').whereRaw('title = ?', ['password-hunter2']));
+      res.json(
+        await db('documents').whereRaw('title = ? and exists (select 1 from comments)', [
+          'password-hunter2',
+        ]),
+      );
     });
     app.use(tenancyErrorHandler({ logger }));
     const res = await request(app)
@@ -299,7 +303,7 @@ describe('tenancyErrorHandler({ logger })', () => {
       tenantId: 'acme',
       requestId: 'r-500',
     });
-    expect(line.reason).to.match(/raw SQL \(raw, whereRaw/);
+    expect(line.reason).to.match(/cannot prove it tenant-safe \(in FROM, relation "comments"\)/);
     expect(JSON.stringify(line)).not.to.contain('hunter2');
   });
 

@@ -34,7 +34,13 @@ export interface QueryShape {
     | 'union'
     | 'join'
     | 'leftJoin'
-    | 'columnSub';
+    | 'columnSub'
+    | 'nestedCte'
+    | 'rawIdentifierSubquery'
+    | 'rawIdentifierColumn'
+    | 'refTable'
+    | 'arrayTable'
+    | 'quotedAlias';
   readonly filter: readonly Condition[];
   readonly grouped: boolean;
   readonly newId: number;
@@ -53,6 +59,35 @@ export const ALWAYS_REFUSED_VERBS: ReadonlySet<QueryShape['verb']> = new Set([
   'insertSelectReordered',
   'insertSelectPlain',
 ]);
+
+/** The FROM of the documents statements: odd table references for the nestings that need them. */
+function documentsTable(k: Knex, shape: QueryShape): Knex.QueryBuilder {
+  switch (shape.nesting) {
+    case 'refTable':
+      return k.from(k.ref('documents') as never);
+    case 'arrayTable':
+      return k.from(['documents'] as never);
+    case 'quotedAlias':
+      return k({ 'documents"': 'documents' } as unknown as string);
+    default:
+      return k('documents');
+  }
+}
+
+/** Nestings whose statements cannot be proven tenant-safe: refused, every time. */
+const ALWAYS_REFUSED_NESTINGS: ReadonlySet<QueryShape['nesting']> = new Set([
+  'refTable',
+  'arrayTable',
+  'quotedAlias',
+  'rawIdentifierSubquery',
+]);
+
+/** Whether the statement of `shape` must be refused (it reads or writes documents through `docs()`). */
+export function mustBeRefused(shape: QueryShape): boolean {
+  if (ALWAYS_REFUSED_VERBS.has(shape.verb)) return true;
+  const usesDocuments = shape.verb !== 'insert' && shape.verb !== 'upsert';
+  return usesDocuments && ALWAYS_REFUSED_NESTINGS.has(shape.nesting);
+}
 
 /** The arbitrary of query shapes. */
 export const queryShape: fc.Arbitrary<QueryShape> = fc.record({
@@ -80,6 +115,12 @@ export const queryShape: fc.Arbitrary<QueryShape> = fc.record({
     'join',
     'leftJoin',
     'columnSub',
+    'nestedCte',
+    'rawIdentifierSubquery',
+    'rawIdentifierColumn',
+    'refTable',
+    'arrayTable',
+    'quotedAlias',
   ),
   filter: fc.array(condition, { maxLength: 3 }),
   grouped: fc.boolean(),
@@ -128,8 +169,29 @@ function applyFilter(q: Knex.QueryBuilder, shape: QueryShape, table: string): vo
  */
 export function buildShape(k: Knex, shape: QueryShape, tenant: string): Knex.QueryBuilder {
   const docs = (): Knex.QueryBuilder => {
-    const q = k('documents');
+    const q = documentsTable(k, shape);
     switch (shape.nesting) {
+      case 'nestedCte':
+        // A WITH inside a subquery; its name is visible only there.
+        q.whereIn(
+          'documents.id',
+          k.with('c', k('comments').select('document_id')).select('document_id').from('c'),
+        );
+        break;
+      case 'rawIdentifierSubquery':
+        // Objection's style: identifiers through ?? bindings; comments is not filtered here.
+        q.whereExists(
+          k.raw('select 1 from ?? where ?? = ??', [
+            'comments',
+            'comments.document_id',
+            'documents.id',
+          ]) as never,
+        );
+        break;
+      case 'rawIdentifierColumn':
+        // Harmless raw identifier bindings (verified, not refused).
+        q.whereNotNull(k.raw('??', ['documents.title']) as never);
+        break;
       case 'whereIn':
         q.whereIn('documents.id', k('comments').select('document_id'));
         break;

@@ -444,7 +444,9 @@ class Prover {
         this.#relation(body, level, filters, clause, true);
         return;
       case 'JoinExpr': {
-        if (body.alias !== undefined) refuse('an aliased JOIN hides its tables', clause);
+        if (body.alias !== undefined || body.join_using_alias !== undefined) {
+          refuse('an aliased JOIN hides its tables', clause);
+        }
         const quals = body.quals;
         const withQuals = quals === undefined ? filters : [...filters, quals];
         // A join's ON filters the rows of a side it does not preserve.

@@ -213,6 +213,10 @@ describe('proveStatement() (the final-SQL verifier)', () => {
         /aliased JOIN/,
       ],
       [
+        'select * from documents join comments using (id) as documents where documents.tenant_id = $1',
+        /aliased JOIN/,
+      ],
+      [
         'select * from documents, lateral (select * from comments) c where documents.tenant_id = $1',
         /relation "comments"/,
       ],

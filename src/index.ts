@@ -23,6 +23,7 @@ export {
   TenancyConfigError,
   TenantProvisioningError,
   TenantStateError,
+  TenantPurgeError,
 } from './errors';
 export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
 

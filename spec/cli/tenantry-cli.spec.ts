@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import knexFactory from 'knex';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -92,6 +93,36 @@ describe('tenantry CLI', function () {
     });
     expect(status).to.include({ code: 0 });
     expect(status.stdout).to.include('acme\t002_tags.js\tcurrent\tok');
+  });
+
+  it('regression: row-mode delete --purge removes the tenant rows, so a tenant created again with that id reads none', async () => {
+    const rowUrl = testServer().urlFor(await createScratchDatabase('cli_row'));
+    const knex = knexFactory({ client: 'pg', connection: rowUrl, pool: { min: 0, max: 1 } });
+    try {
+      expect((await cli(['tenants', 'create', 'initech'], { DATABASE_URL: rowUrl })).code).to.equal(
+        0,
+      );
+      await knex.schema.createTable('documents', (t) => {
+        t.text('tenant_id').notNullable().references('id').inTable('tenants');
+        t.text('title');
+      });
+      await knex('documents').insert({ tenant_id: 'initech', title: 'secret plans' });
+      const purged = await cli(['tenants', 'delete', 'initech', '--purge'], {
+        DATABASE_URL: rowUrl,
+      });
+      expect(purged, purged.stderr).to.include({ code: 0 });
+      expect(
+        await knex('documents').where({ tenant_id: 'initech' }).count({ n: '*' }).first(),
+      ).to.deep.equal({ n: '0' });
+      expect((await cli(['tenants', 'create', 'initech'], { DATABASE_URL: rowUrl })).code).to.equal(
+        0,
+      );
+      expect(await knex('documents').where({ tenant_id: 'initech' }).pluck('title')).to.deep.equal(
+        [],
+      );
+    } finally {
+      await knex.destroy();
+    }
   });
 
   it('exits 2 with a clear message for bad input, and 1 when the database is unreachable', async () => {

@@ -148,6 +148,42 @@ export class TenantPlacement {
     return false;
   }
 
+  /**
+   * Whether the tenant's schema/database exists (always `false` in row mode):
+   * what a purge verifies gone, and what must not exist before an id is
+   * created anew.
+   */
+  async storageExists(tenant: TenantRecord): Promise<boolean> {
+    if (this.mode === 'schema') {
+      const { rows } = (await this.#central.raw('select 1 from pg_namespace where nspname = ?', [
+        tenantSchemaName(tenant, this.#schemaPrefix),
+      ])) as { rows: unknown[] };
+      return rows.length > 0;
+    }
+    if (this.mode === 'database') {
+      const conn = await this.#connectionOf(tenant);
+      const admin = this.#knexFor({ ...conn, database: 'postgres' }, 1);
+      try {
+        const { rows } = (await admin.raw('select 1 from pg_database where datname = ?', [
+          conn.database,
+        ])) as { rows: unknown[] };
+        return rows.length > 0;
+      } finally {
+        await admin.destroy();
+      }
+    }
+    return false;
+  }
+
+  /** Where the tenant's storage is, for messages: `schema "x"`, `database "y"`. */
+  storageName(tenant: TenantRecord): string {
+    if (this.mode === 'schema') return `schema "${tenantSchemaName(tenant, this.#schemaPrefix)}"`;
+    if (this.mode === 'database') {
+      return `database "${tenant.isolation.database?.database ?? tenantDatabaseName(tenant.id, this.#databasePrefix)}"`;
+    }
+    return 'rows';
+  }
+
   /** Drops the tenant's schema/database (rollback of a failed provisioning, or purge). */
   async dropStorage(tenant: TenantRecord): Promise<void> {
     if (this.mode === 'schema') {

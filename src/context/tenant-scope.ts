@@ -28,8 +28,13 @@ function toContext(tenant: TenantLike): TenantContext {
  * tenant; the caller's own scope is untouched. Nested calls replace the
  * tenant for their inner function only.
  *
- * Passing a string id builds a minimal active record; pass the record from
- * your tenant store when services need its config or isolation settings.
+ * It checks nothing about the tenant: a string id becomes a minimal
+ * `active` record, whether the tenant exists, is suspended, archived or
+ * deleted. Use it where the tenant is already checked (tests, code that
+ * loaded the record itself); jobs and scripts should use `runForTenant()`
+ * (or `runTenantJob()`), which load the record and refuse what HTTP refuses.
+ * Pass the record from your tenant store when services need its config or
+ * isolation settings.
  *
  * @example
  * ```ts

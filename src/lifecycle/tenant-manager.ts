@@ -11,6 +11,7 @@ import {
 } from '../errors';
 import type { TenantKnex } from '../isolation/tenant-knex';
 import { silentLogger, type TenancyLogger } from '../logger';
+import { clause } from '../message-text';
 import { DEFAULT_TENANTS_TABLE } from '../store/central-migrations';
 import type { NewTenant, TenantPatch, TenantStore } from '../store/tenant-store';
 import {
@@ -246,7 +247,7 @@ export class TenantManager {
         );
       }
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = clause(error instanceof Error ? error.message : String(error));
       if (created) {
         await this.#placement
           .dropStorage(tenant)
@@ -378,7 +379,7 @@ export class TenantManager {
       const left = await this.#leftovers(target);
       if (left) throw new Error(`${left} is still there after the purge`);
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = clause(error instanceof Error ? error.message : String(error));
       if (tenant) {
         await this.#store
           .update(id, { statusReason: `purge failed: ${reason}`.slice(0, 1000) })
@@ -387,7 +388,7 @@ export class TenantManager {
           );
       }
       throw new TenantPurgeError(
-        `Cannot purge tenant "${id}" because ${reason.replace(/\.+$/, '')}. The tenant stays deleted; fix the cause and purge again.`,
+        `Cannot purge tenant "${id}" because ${reason}. The tenant stays deleted; fix the cause and purge again.`,
         { cause: error },
       );
     }
@@ -445,7 +446,9 @@ export class TenantManager {
   }
 
   /** The drift report (see `FleetMigrator.status`). */
-  migrationStatus(options?: { readonly tenant?: string }): Promise<TenantMigrationStatus> {
+  migrationStatus(
+    options?: Pick<MigrateTenantsOptions, 'tenant' | 'statuses'>,
+  ): Promise<TenantMigrationStatus> {
     return this.#requireFleet().status(options);
   }
 

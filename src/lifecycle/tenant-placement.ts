@@ -11,6 +11,7 @@ import {
 } from '../isolation/database/tenant-database-name';
 import { DEFAULT_SCHEMA_PREFIX, tenantSchemaName } from '../isolation/schema/tenant-schema-name';
 import type { IsolationMode } from '../isolation/with-tenancy-options';
+import { silentLogger, type TenancyLogger } from '../logger';
 import { inSchema } from './migration-sources';
 
 /** Name of the per-tenant Knex migration ledger (in each schema or database). */
@@ -26,6 +27,23 @@ export interface TenantPlacementOptions {
   readonly databasePrefix?: string;
   /** Resolves `passwordRef` (database mode). Default: an environment variable. */
   readonly credentials?: CredentialsResolver;
+  /** Receives the log lines of the Knex instances opened per tenant database. Default: silent. */
+  readonly logger?: TenancyLogger;
+}
+
+/**
+ * Knex's `log` option writing to a {@link TenancyLogger}: Knex's own logger
+ * prints with `console.log`, on stdout, where it would break `--json` output.
+ */
+export function knexLogTo(logger: TenancyLogger): Knex.Logger {
+  const text = (message: unknown) => (typeof message === 'string' ? message : String(message));
+  return {
+    warn: (message: unknown) => logger.warn(`knex: ${text(message)}`),
+    error: (message: unknown) => logger.error(`knex: ${text(message)}`),
+    deprecate: (method: string, alternative: string) =>
+      logger.warn(`knex: ${method} is deprecated, use ${alternative}`),
+    debug: (message: unknown) => logger.debug(`knex: ${text(message)}`),
+  };
 }
 
 /** A seed: fills a freshly provisioned tenant. Runs in one transaction. */
@@ -77,6 +95,7 @@ export class TenantPlacement {
   readonly #schemaPrefix: string;
   readonly #databasePrefix: string;
   readonly #credentials: CredentialsResolver;
+  readonly #log: Knex.Logger;
 
   constructor(central: Knex, options: TenantPlacementOptions = {}) {
     this.mode = options.mode ?? 'row';
@@ -89,6 +108,7 @@ export class TenantPlacement {
     this.#schemaPrefix = options.schemaPrefix ?? DEFAULT_SCHEMA_PREFIX;
     this.#databasePrefix = options.databasePrefix ?? DEFAULT_DATABASE_PREFIX;
     this.#credentials = options.credentials ?? envCredentialsResolver;
+    this.#log = knexLogTo(options.logger ?? silentLogger);
     tenantSchemaName({ id: 'probe' }, this.#schemaPrefix);
     tenantDatabaseName('probe', this.#databasePrefix);
   }
@@ -261,6 +281,11 @@ export class TenantPlacement {
   }
 
   #knexFor(conn: Conn, max: number): Knex {
-    return knexFactory({ client: 'pg', connection: { ...conn }, pool: { min: 0, max } });
+    return knexFactory({
+      client: 'pg',
+      connection: { ...conn },
+      pool: { min: 0, max },
+      log: this.#log,
+    });
   }
 }

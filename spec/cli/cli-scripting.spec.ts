@@ -267,6 +267,8 @@ require.extensions['.ts'] = (module, file) => {
       [['migrate', '--concurrency', '1e3'], /--concurrency "1e3"/],
       [['migrate', '--tenant', 'A B'], /--tenant "A B"/],
       [['tenants', 'suspend', 'acme', '--reason', 'x\ry'], /--reason "x\\ry" because/],
+      [['--database-prefix', 'Bad!', 'tenants', 'list'], /--database-prefix "Bad!" because/],
+      [['--schema-prefix', "x'; drop", 'tenants', 'list'], /--schema-prefix "x'; drop" because/],
       [['tenants'], /not a command/],
       [[], /without a command/],
     ];
@@ -279,6 +281,21 @@ require.extensions['.ts'] = (module, file) => {
       if (args.length > 0) expect(lines, JSON.stringify(args)).to.have.length(1);
       expect(r.stdout).to.equal('');
     }
+  });
+
+  it('prints an unreachable database as one line naming ECONNREFUSED once (no Knex stack on stderr)', async () => {
+    const r = await cli(['tenants', 'list'], {
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere',
+    });
+    expect(r.code).to.equal(1);
+    const line = oneLine(r);
+    expect(line).to.match(/^tenantry: connect ECONNREFUSED 127\.0\.0\.1:1\.$/);
+    const json = await cli(['--json', 'tenants', 'list'], {
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere',
+    });
+    expect(JSON.parse(json.stdout)).to.deep.equal({
+      error: { code: 'ECONNREFUSED', message: 'connect ECONNREFUSED 127.0.0.1:1.', exitCode: 1 },
+    });
   });
 
   it('prints a wrapped Node error with its code once and one full stop', async () => {

@@ -112,6 +112,9 @@ const COMMANDS: Readonly<Record<string, readonly OptionName[]>> = {
 
 class UsageError extends Error {}
 
+// As tenantSchemaName() checks it, so a bad prefix is bad usage (exit 2), not a failure at start-up.
+const PREFIX = /^[a-z_][a-z0-9_]{0,20}$/;
+
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
@@ -176,7 +179,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const json = argv.includes('--json');
   const out = (text: string) => io.stdout.write(`${text}\n`);
   const fail = (exitCode: number, message: string, code?: string): number => {
-    io.stderr.write(`tenantry: ${code ? `${code}: ` : ''}${message}\n`);
+    // The code once: Node already writes it into many messages ("connect ECONNREFUSED …").
+    const named = code !== undefined && new RegExp(`(^|\\W)${code.replace(/\W/g, '')}(\\W|$)`).test(message);
+    io.stderr.write(`tenantry: ${code && !named ? `${code}: ` : ''}${message}\n`);
     if (json) out(JSON.stringify({ error: { code: code ?? null, message, exitCode } }));
     return exitCode;
   };
@@ -250,6 +255,17 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         );
       }
     }
+    const prefixes = {
+      'schema-prefix': values['schema-prefix'],
+      'database-prefix': values['database-prefix'] ?? io.env.TENANTRY_DATABASE_PREFIX,
+    };
+    for (const [name, value] of Object.entries(prefixes)) {
+      if (value !== undefined && !PREFIX.test(value)) {
+        throw new UsageError(
+          `Cannot use --${name} ${quoteInput(value)} because it is not a name prefix. Use 1-21 of [a-z0-9_], starting with a letter or _.`,
+        );
+      }
+    }
     const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
     if (!/^\d+$/.test(values.concurrency ?? '4') || concurrency < 1 || concurrency > 256) {
       throw new UsageError(
@@ -274,7 +290,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       );
     // Refuse TypeScript migrations nobody can load before anything is provisioned with them.
     if (migrationsDir) migrationFiles(path.resolve(migrationsDir));
-    const databasePrefix = values['database-prefix'] ?? io.env.TENANTRY_DATABASE_PREFIX;
+    const databasePrefix = prefixes['database-prefix'];
     knex = knexFactory({
       client: 'pg',
       connection: url,
@@ -429,16 +445,20 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     // Node and pg errors: their code once (Node's messages already start with it).
     const raw = (error as { code?: unknown }).code;
     const code = typeof raw === 'string' && raw !== '' ? raw : undefined;
-    let text = clause(error instanceof Error ? error.message : String(error));
-    if (code && text.startsWith(`${code}: `)) text = text.slice(code.length + 2);
-    return fail(CLI_EXIT.failure, `${text}.`, code);
+    return fail(
+      CLI_EXIT.failure,
+      `${clause(error instanceof Error ? error.message : String(error))}.`,
+      code,
+    );
   } finally {
     await knex?.destroy();
   }
 }
 
 // Knex's migrator warns with the error it is about to throw; the CLI reports that error itself.
-const REPEATED = /^knex: migration (file "[^"]*" failed|failed with error:)/;
+// Likewise for a connection that cannot be acquired.
+const REPEATED =
+  /^knex: (migration file "[^"]*" failed|migration failed with error:|Acquire connection error)/;
 
 // Diagnostics (Knex's warnings, failed notifications) as one escaped line each on stderr.
 function stderrLoggerOf(stderr: ProgressStream): TenancyLogger {
@@ -446,7 +466,9 @@ function stderrLoggerOf(stderr: ProgressStream): TenancyLogger {
     if (REPEATED.test(message)) return;
     const detail =
       fields && 'error' in fields ? `: ${messageWithCode(fields.error as unknown)}` : '';
-    stderr.write(`tenantry ${level}: ${clause(message)}${clause(detail)}\n`);
+    // One line: the first line of the message (Knex appends stack traces).
+    const first = message.split('\n')[0] ?? '';
+    stderr.write(`tenantry ${level}: ${clause(first)}${clause(detail)}\n`);
   };
   return {
     debug: () => undefined,

@@ -180,7 +180,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const out = (text: string) => io.stdout.write(`${text}\n`);
   const fail = (exitCode: number, message: string, code?: string): number => {
     // The code once: Node already writes it into many messages ("connect ECONNREFUSED …").
-    const named = code !== undefined && new RegExp(`(^|\\W)${code.replace(/\W/g, '')}(\\W|$)`).test(message);
+    const named =
+      code !== undefined && new RegExp(`(^|\\W)${code.replace(/\W/g, '')}(\\W|$)`).test(message);
     io.stderr.write(`tenantry: ${code && !named ? `${code}: ` : ''}${message}\n`);
     if (json) out(JSON.stringify({ error: { code: code ?? null, message, exitCode } }));
     return exitCode;

@@ -156,7 +156,14 @@ for (const fk of [false, true]) {
         code: 'TENANT_STATE_INVALID',
       });
       await knex(`pins_${fk ? 'a' : 'b'}`).delete();
+      const events: [string | undefined, boolean][] = [];
+      const stop = manager.events.subscribe(
+        'tenant.deleted',
+        (e) => void events.push([e.previousStatus, e.purged]),
+      );
       await manager.delete(tid, { purge: true });
+      stop();
+      expect(events).to.deep.equal([['deleted', true]]);
       expect(await rowsOf(knex, 'documents', tid)).to.equal(0);
       expect(await knex('tenants').where({ id: tid }).first()).to.equal(undefined);
     });

@@ -198,7 +198,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     return CLI_EXIT.ok;
   }
   if (values.help) {
-    io.stdout.write(`${USAGE}\n`);
+    io.stdout.write(json ? `${JSON.stringify({ usage: USAGE })}\n` : `${USAGE}\n`);
     return CLI_EXIT.ok;
   }
   if (positionals.length === 0) {

@@ -237,13 +237,16 @@ export class TenantManager {
         const db = this.#options.db as TenantKnex;
         await runWithTenant(tenant, () => db.transaction((trx) => seed(trx, tenant)));
       } else if (this.#options.seed && fresh) {
+        // In the tenant's scope as well, so services the seed calls see their tenant.
         const seed = this.#options.seed;
         await this.#placement.withTenantStorage(tenant, this.#options.knex, (knex, _wrap, scope) =>
-          knex.transaction(async (trx) => {
-            if (scope.schema !== undefined)
-              await trx.raw('set local search_path to ??', [scope.schema]);
-            await seed(trx, tenant);
-          }),
+          runWithTenant(tenant, () =>
+            knex.transaction(async (trx) => {
+              if (scope.schema !== undefined)
+                await trx.raw('set local search_path to ??', [scope.schema]);
+              await seed(trx, tenant);
+            }),
+          ),
         );
       }
     } catch (error) {
@@ -321,6 +324,12 @@ export class TenantManager {
     const before = await this.get(id);
     if (before.status === 'deleted' && options.purge) {
       await this.#purge(id, before);
+      await this.events.emit('tenant.deleted', {
+        tenant: before,
+        previousStatus: 'deleted',
+        purged: true,
+        at: new Date(),
+      });
       return before;
     }
     this.#assertFrom(before, 'delete');

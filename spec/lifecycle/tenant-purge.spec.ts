@@ -48,6 +48,15 @@ async function rowTables(knex: Knex, fk: boolean): Promise<void> {
     t.integer('document_id').notNullable().references('id').inTable('documents');
     t.text('body');
   });
+  // A parent whose name sorts before its child's: catalog order alone would delete it first.
+  await knex.schema.createTable('albums', (t) => {
+    t.increments('id');
+    tenantColumn(t);
+  });
+  await knex.schema.createTable('tracks', (t) => {
+    tenantColumn(t);
+    t.integer('album_id').notNullable().references('id').inTable('albums');
+  });
   // Declared nowhere: found by its tenant column.
   await knex.schema.createTable('attachments', (t) => {
     tenantColumn(t);
@@ -67,7 +76,7 @@ for (const fk of [false, true]) {
       knex = await central(`purge_row_${fk ? 'fk' : 'nofk'}_${run}`);
       await rowTables(knex, fk);
       db = withTenancy(knex, {
-        tenantTables: ['documents', 'comments'],
+        tenantTables: ['documents', 'comments', 'albums', 'tracks'],
         sharedTables: ['tenants'],
       });
       manager = new TenantManager({
@@ -89,6 +98,8 @@ for (const fk of [false, true]) {
           .insert({ document_id: doc?.id, body: 'private' })
           .returning('id')) as { id: number }[];
         await knex('attachments').insert({ tenant_id: id, comment_id: comment?.id });
+        const [album] = (await db('albums').insert({}).returning('id')) as { id: number }[];
+        await db('tracks').insert({ album_id: album?.id });
       });
     }
 
@@ -97,7 +108,7 @@ for (const fk of [false, true]) {
       expect(created.status).to.equal('active');
       await fill(acme);
       await manager.delete(acme, { purge: true });
-      for (const table of ['documents', 'comments', 'attachments']) {
+      for (const table of ['documents', 'comments', 'attachments', 'albums', 'tracks']) {
         expect(await rowsOf(knex, table, acme), table).to.equal(0);
       }
       expect(await knex('tenants').where({ id: acme }).first()).to.equal(undefined);

@@ -1,4 +1,13 @@
 import { expect } from 'chai';
+import knexFactory from 'knex';
+import {
+  InMemoryTenantStore,
+  KnexTenantStore,
+  assertServableTenant,
+  currentTenant,
+  runAsSystem,
+  type TenantStatus,
+} from '../src/index';
 import { clause, messageWithCode, quoteInput } from '../src/message-text';
 
 describe('error message text', () => {
@@ -32,5 +41,32 @@ describe('error message text', () => {
     expect(messageWithCode(pg)).to.equal('42P01: relation "t" does not exist');
     expect(messageWithCode(new Error('plain.'))).to.equal('plain');
     expect(messageWithCode('a string')).to.equal('a string');
+  });
+
+  it('keeps library messages that echo caller input on one line', async () => {
+    const forged = 'acme\ntenantry: TENANT_FORBIDDEN: forged';
+    const messages: string[] = [];
+    const grab = async (fn: () => unknown) => {
+      try {
+        await fn();
+      } catch (e) {
+        messages.push((e as Error).message);
+        return;
+      }
+      throw new Error('expected a failure');
+    };
+    await grab(() => assertServableTenant(forged, undefined));
+    await grab(() => new InMemoryTenantStore().update(forged, { name: 'x' }));
+    await grab(() => runAsSystem(forged, () => currentTenant()));
+    const knex = knexFactory({ client: 'pg' });
+    await grab(() => new KnexTenantStore(knex).list({ status: [forged as TenantStatus] }));
+    await grab(() => new KnexTenantStore(knex, { tableName: forged }));
+    await knex.destroy();
+    expect(messages).to.have.length(5);
+    for (const m of messages) {
+      expect(m).to.include('"acme\\ntenantry: TENANT_FORBIDDEN: forged"');
+      expect(m).to.not.include('\n');
+      expect(m).to.match(/[^.]\.$/);
+    }
   });
 });

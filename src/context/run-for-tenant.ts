@@ -10,6 +10,7 @@ import { TenantContext } from './tenant-context';
 import { assertValidTenantId, isValidTenantId } from './tenant-id';
 import type { TenantRecord } from './tenant-record';
 import { currentTenant, runInTenantScope } from './tenant-scope';
+import { quoteInput } from '../message-text';
 
 /**
  * Throws what HTTP answers for a tenant that may not be served: 404
@@ -23,11 +24,11 @@ import { currentTenant, runInTenantScope } from './tenant-scope';
  */
 export function assertServableTenant(id: string, record: TenantRecord | undefined): TenantRecord {
   if (record === undefined || record.status === 'deleted') {
-    throw new TenantNotFoundError(`Cannot find tenant "${id}". Check the tenant id.`);
+    throw new TenantNotFoundError(`Cannot find tenant ${quoteInput(id)}. Check the tenant id.`);
   }
   if (record.status !== 'active') {
     throw new TenantSuspendedError(
-      `Cannot serve tenant "${id}" because it is ${record.status.replace('_', ' ')}. Contact its administrator.`,
+      `Cannot serve tenant ${quoteInput(id)} because it is ${record.status.replace('_', ' ')}. Contact its administrator.`,
     );
   }
   return record;
@@ -79,6 +80,11 @@ export async function runForTenant<T>(
  * A job payload that carries its tenant: plain data, safe to serialise
  * (JSON) into any queue. Build it with {@link tenantJob}, run it with
  * {@link runTenantJob}.
+ *
+ * @example
+ * ```ts
+ * const job: TenantJob<{ invoiceId: number }> = { tenantId: 'acme', data: { invoiceId: 42 } };
+ * ```
  */
 export interface TenantJob<T> {
   /** The tenant that was current when the job was enqueued. */

@@ -4,6 +4,7 @@ import { TenantContext } from './tenant-context';
 import { assertValidTenantId } from './tenant-id';
 import type { TenantRecord } from './tenant-record';
 import { activeScope, tenantScopeStorage } from './tenant-scope-storage';
+import { quoteInput } from '../message-text';
 
 /** What `runWithTenant()` accepts as the tenant. */
 export type TenantLike = TenantContext | TenantRecord | string;
@@ -93,7 +94,7 @@ export function currentTenant(): TenantContext {
   if (scope?.kind === 'tenant') return scope.context;
   throw new TenantScopeError(
     scope?.kind === 'system'
-      ? `Cannot read the current tenant because this code runs in a system scope ("${scope.reason}"). ` +
+      ? `Cannot read the current tenant because this code runs in a system scope (${quoteInput(scope.reason)}). ` +
           'Use runWithTenant() for per-tenant work.'
       : 'Cannot read the current tenant because no tenant scope is active. ' +
           'Use resolveTenant() for requests or runWithTenant() for jobs and scripts.',

@@ -387,6 +387,9 @@ export class TenantManager {
       await this.#fleet?.forget(id);
       const left = await this.#leftovers(target);
       if (left) throw new Error(`${left} is still there after the purge`);
+      // Last, and inside the try: with a foreign key to tenants, a row written
+      // meanwhile (a stale cache elsewhere) makes this fail, and the tombstone stays.
+      if (tenant) await this.#store.remove(id);
     } catch (error) {
       const reason = clause(error instanceof Error ? error.message : String(error));
       if (tenant) {
@@ -401,10 +404,7 @@ export class TenantManager {
         { cause: error },
       );
     }
-    if (tenant) {
-      await this.#store.remove(id);
-      await this.#changed(tenant);
-    }
+    if (tenant) await this.#changed(tenant);
     this.#logger.info('tenant purged', { tenantId: id, mode: this.mode });
   }
 

@@ -13,6 +13,7 @@ import { DEFAULT_SCHEMA_PREFIX, tenantSchemaName } from '../isolation/schema/ten
 import type { IsolationMode } from '../isolation/with-tenancy-options';
 import { silentLogger, type TenancyLogger } from '../logger';
 import { inSchema } from './migration-sources';
+import { quoteInput } from '../message-text';
 
 /** Name of the per-tenant Knex migration ledger (in each schema or database). */
 export const TENANT_MIGRATIONS_TABLE = 'tenantry_migrations';
@@ -101,7 +102,7 @@ export class TenantPlacement {
     this.mode = options.mode ?? 'row';
     if (!['row', 'schema', 'database'].includes(this.mode)) {
       throw new TypeError(
-        `Cannot use isolation mode "${String(this.mode)}" because it is unknown. Use "row", "schema" or "database".`,
+        `Cannot use isolation mode ${quoteInput(this.mode)} because it is unknown. Use "row", "schema" or "database".`,
       );
     }
     this.#central = central;
@@ -199,7 +200,7 @@ export class TenantPlacement {
   storageName(tenant: TenantRecord): string {
     if (this.mode === 'schema') return `schema "${tenantSchemaName(tenant, this.#schemaPrefix)}"`;
     if (this.mode === 'database') {
-      return `database "${tenant.isolation.database?.database ?? tenantDatabaseName(tenant.id, this.#databasePrefix)}"`;
+      return `database ${quoteInput(tenant.isolation.database?.database ?? tenantDatabaseName(tenant.id, this.#databasePrefix))}`;
     }
     return 'rows';
   }

@@ -220,6 +220,40 @@ require.extensions['.ts'] = (module, file) => {
     expect(yes.code, yes.stderr).to.equal(0);
   });
 
+  it('purges data an earlier tenant left without a record with tenants purge, after which the id is new', async () => {
+    const env = schemaEnv();
+    await knex.raw('create schema envp_leftover');
+    await knex.raw('create table envp_leftover.secrets (body text)');
+    const refused = await cli(['tenants', 'create', 'leftover'], env);
+    expect(refused.code).to.equal(2);
+    expect(oneLine(refused)).to.match(
+      /TENANT_STATE_INVALID: Cannot create tenant "leftover" because data of an earlier tenant with this id is left \(schema "envp_leftover"\)/,
+    );
+    expect((await cli(['tenants', 'purge', 'leftover'], env)).code).to.equal(2); // no --yes
+    const purged = await cli(['--json', 'tenants', 'purge', 'leftover', '--yes'], env);
+    expect(purged.code, purged.stderr).to.equal(0);
+    expect(JSON.parse(purged.stdout)).to.deep.equal({ id: 'leftover', purged: true });
+    expect((await cli(['tenants', 'create', 'leftover'], env)).code).to.equal(0);
+    const ghost = await cli(['tenants', 'purge', 'ghost', '--yes'], env);
+    expect(ghost.code).to.equal(2);
+    expect(oneLine(ghost)).to.match(/TENANT_NOT_FOUND/);
+  });
+
+  it('prints the usage with --help (exit 0) and exits 3 when a tenant fails to migrate', async () => {
+    const help = await cli(['--help']);
+    expect(help.code).to.equal(0);
+    expect(help.stdout).to.match(/^Usage: tenantry/);
+    expect(help.stdout).to.include('tenants provision <id>');
+    // A directory that lost the tenants' applied migrations: Knex refuses it per tenant.
+    const failing = tempDir({
+      '001_bad.js': "exports.up = (k) => k.raw('select * from no_such_table');\n",
+    });
+    const migrated = await cli(['migrate'], schemaEnv({ TENANTRY_MIGRATIONS_DIR: failing }));
+    expect(migrated.code).to.equal(3);
+    expect(migrated.stdout).to.match(/^migrated 0, current 0, failed [1-9]/);
+    expect(migrated.stdout).to.match(/^FAILED envco: .*missing: 001_notes\.js, 002_tags\.js$/m);
+  });
+
   it('places tenant databases with --database-prefix in database mode', async () => {
     const env = { DATABASE_URL: url, TENANCY_ISOLATION: 'database' };
     const prefix = `clidb${Date.now().toString(36)}_`;

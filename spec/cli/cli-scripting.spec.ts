@@ -254,7 +254,7 @@ require.extensions['.ts'] = (module, file) => {
     expect(migrated.stdout).to.match(/^FAILED envco: .*missing: 001_notes\.js, 002_tags\.js$/m);
   });
 
-  it('places tenant databases with --database-prefix in database mode', async () => {
+  it('places tenant databases with --database-prefix, --database-host and --database-port in database mode', async () => {
     const env = { DATABASE_URL: url, TENANCY_ISOLATION: 'database' };
     const prefix = `clidb${Date.now().toString(36)}_`;
     const created = await cli(
@@ -275,6 +275,48 @@ require.extensions['.ts'] = (module, file) => {
     );
     expect(purged.code, purged.stderr).to.equal(0);
     expect(await exists()).to.equal(0);
+    // A server of its own (here the same server under another name and its port).
+    const { port } = new URL(url);
+    const placed = await cli(
+      [
+        '--json',
+        '--database-prefix',
+        prefix,
+        'tenants',
+        'create',
+        'placed',
+        '--database-host',
+        'localhost',
+        '--database-port',
+        port || '5432',
+      ],
+      env,
+    );
+    expect(placed.code, placed.stderr).to.equal(0);
+    expect(JSON.parse(placed.stdout)).to.deep.include({
+      status: 'active',
+      isolation: {
+        database: { database: `${prefix}placed`, host: 'localhost', port: Number(port || '5432') },
+      },
+    });
+    const bad: [string[], RegExp][] = [
+      [['--database-host', 'evil host;'], /--database-host "evil host;" because/],
+      [['--database-port', '99999'], /--database-port "99999" because/],
+    ];
+    for (const [args, message] of bad) {
+      const r = await cli(['tenants', 'create', 'nope', ...args], env);
+      expect(r.code).to.equal(2);
+      expect(oneLine(r)).to.match(message);
+    }
+    const rowMode = await cli(['tenants', 'create', 'nope', '--database-host', 'localhost'], {
+      DATABASE_URL: url,
+    });
+    expect(rowMode.code).to.equal(2);
+    expect(oneLine(rowMode)).to.match(/because the isolation mode is row/);
+    await cli(
+      ['--database-prefix', prefix, 'tenants', 'delete', 'placed', '--purge', '--yes'],
+      env,
+    );
   });
 
   it('answers hostile arguments with exit 2 and one escaped line on stderr', async () => {

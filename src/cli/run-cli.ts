@@ -9,6 +9,10 @@ import type { TenancyConfig } from '../config/tenancy-config';
 import { isValidTenantId } from '../context/tenant-id';
 import type { TenantRecord } from '../context/tenant-record';
 import { TenancyError } from '../errors';
+import {
+  DEFAULT_DATABASE_PREFIX,
+  tenantDatabaseName,
+} from '../isolation/database/tenant-database-name';
 import { withTenancy } from '../isolation/with-tenancy';
 import { migrationFiles } from '../lifecycle/migration-sources';
 import { migrationProgressReporter, type ProgressStream } from '../lifecycle/migration-progress';
@@ -41,7 +45,7 @@ export const CLI_EXIT = Object.freeze({ ok: 0, failure: 1, usage: 2, partial: 3 
 const USAGE = `Usage: tenantry [--config file] [--database-url url] [--migrations dir] [--json] <command>
 
 Commands:
-  tenants create <id> [--name name] [--no-provision]
+  tenants create <id> [--name name] [--no-provision] [--database-host h] [--database-port n]
   tenants provision <id>            provision a tenant made with --no-provision, or retry provisioning_failed
   tenants list
   tenants show <id>
@@ -71,6 +75,8 @@ const OPTIONS = {
   migrations: { type: 'string' },
   'schema-prefix': { type: 'string' },
   'database-prefix': { type: 'string' },
+  'database-host': { type: 'string' },
+  'database-port': { type: 'string' },
   name: { type: 'string' },
   reason: { type: 'string' },
   tenant: { type: 'string' },
@@ -97,7 +103,7 @@ const GLOBAL: readonly OptionName[] = [
 
 // The options each command takes besides the global ones: anything else is refused.
 const COMMANDS: Readonly<Record<string, readonly OptionName[]>> = {
-  'tenants create': ['name', 'no-provision'],
+  'tenants create': ['name', 'no-provision', 'database-host', 'database-port'],
   'tenants provision': [],
   'tenants list': [],
   'tenants show': [],
@@ -114,6 +120,7 @@ class UsageError extends Error {}
 
 // As tenantSchemaName() checks it, so a bad prefix is bad usage (exit 2), not a failure at start-up.
 const PREFIX = /^[a-z_][a-z0-9_]{0,20}$/;
+const HOST = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
@@ -267,6 +274,21 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         );
       }
     }
+    const host = values['database-host'];
+    if (host !== undefined && !HOST.test(host)) {
+      throw new UsageError(
+        `Cannot use --database-host ${quoteInput(host)} because it is not a host name or IPv4 address.`,
+      );
+    }
+    const port = values['database-port'];
+    if (
+      port !== undefined &&
+      (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535)
+    ) {
+      throw new UsageError(
+        `Cannot use --database-port ${quoteInput(port)} because it must be an integer from 1 to 65535.`,
+      );
+    }
     const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
     if (!/^\d+$/.test(values.concurrency ?? '4') || concurrency < 1 || concurrency > 256) {
       throw new UsageError(
@@ -279,6 +301,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       env: io.env,
     });
     const isolation = config.tenancy.isolation;
+    if ((host !== undefined || port !== undefined) && isolation.mode !== 'database') {
+      throw new UsageError(
+        `Cannot place a tenant with --database-host or --database-port because the isolation mode is ${isolation.mode}. Use database mode (TENANCY_ISOLATION=database).`,
+      );
+    }
     const url = values['database-url'] ?? io.env.DATABASE_URL;
     if (!url)
       throw new UsageError(
@@ -346,6 +373,17 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
             await manager.create({
               id,
               ...(values.name ? { name: values.name } : {}),
+              ...(host !== undefined || port !== undefined
+                ? {
+                    isolation: {
+                      database: {
+                        database: tenantDatabaseName(id, databasePrefix ?? DEFAULT_DATABASE_PREFIX),
+                        ...(host !== undefined ? { host } : {}),
+                        ...(port !== undefined ? { port: Number(port) } : {}),
+                      },
+                    },
+                  }
+                : {}),
               provision: !values['no-provision'],
             }),
           );

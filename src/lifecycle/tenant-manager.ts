@@ -148,14 +148,13 @@ export class TenantManager {
       );
     }
     const db = options.db;
+    // KnexTenantStore names its table; other stores (or wrappers) use the default.
+    const storeTable = (options.store as { tableName?: unknown }).tableName;
     this.#rows = new TenantRows(options.knex, {
       tenantColumn: db?.tenancy.tenantColumn ?? 'tenant_id',
       declaredTables: () => (db && db.tenancy.mode === 'row' ? db.tenancy.tenantTables : []),
       sharedTables: () => db?.tenancy.sharedTables ?? [],
-      tenantsTable:
-        (options.store as { tableName?: unknown }).tableName === undefined
-          ? DEFAULT_TENANTS_TABLE
-          : String((options.store as { tableName?: unknown }).tableName),
+      tenantsTable: typeof storeTable === 'string' ? storeTable : DEFAULT_TENANTS_TABLE,
       ...(options.rlsSetting !== undefined ? { rlsSetting: options.rlsSetting } : {}),
     });
     this.#fleet = options.migrations

@@ -25,6 +25,7 @@ export type TenancyErrorCode =
   | 'TENANCY_CONFIG_INVALID'
   | 'TENANT_PROVISIONING_FAILED'
   | 'TENANT_STATE_INVALID'
+  | 'TENANT_PURGE_FAILED'
   | 'AUTHENTICATION_REQUIRED';
 
 /** Options accepted by every {@link TenancyError} constructor. */
@@ -302,6 +303,25 @@ export class TenantProvisioningError extends TenancyError {
 export class TenantStateError extends TenancyError {
   constructor(message: string, options?: TenancyErrorOptions) {
     super('TENANT_STATE_INVALID', 409, 'Invalid tenant state', message, options);
+  }
+}
+
+/**
+ * 500 `TENANT_PURGE_FAILED`: deleting a tenant's rows, schema or database
+ * failed, or some were still there afterwards. The tenant stays `deleted`
+ * (never served, its id not reusable) and the purge can be run again.
+ *
+ * @example
+ * ```ts
+ * throw new TenantPurgeError('Cannot purge tenant "acme" because public.documents still holds 2 rows. Run the purge again.');
+ * ```
+ */
+export class TenantPurgeError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_PURGE_FAILED', 500, 'Tenant purge failed', message, {
+      expose: false,
+      ...options,
+    });
   }
 }
 

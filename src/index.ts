@@ -23,6 +23,7 @@ export {
   TenancyConfigError,
   TenantProvisioningError,
   TenantStateError,
+  TenantPurgeError,
 } from './errors';
 export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
 
@@ -57,6 +58,13 @@ export {
   currentSystemReason,
 } from './context/tenant-scope';
 export type { TenantLike } from './context/tenant-scope';
+export {
+  runForTenant,
+  tenantJob,
+  runTenantJob,
+  assertServableTenant,
+} from './context/run-for-tenant';
+export type { TenantJob } from './context/run-for-tenant';
 export { registerTenancy, createTenantContainer } from './context/tenant-container';
 export {
   TENANT_ID_PATTERN,

@@ -1,32 +1,12 @@
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
+import knexFactory from 'knex';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { spawnCli } from '../support/spawn-cli';
 import { createScratchDatabase, testServer } from '../support/test-database';
 
-// Spawns the compiled CLI (build/src/cli/main.js), exactly as the bin runs it.
-const MAIN = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
-
-function cli(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [MAIN, ...args],
-      { env: { PATH: process.env.PATH, ...env } },
-      (error, stdout, stderr) => {
-        resolve({
-          code: error ? Number((error as { code?: number }).code ?? 1) : 0,
-          stdout,
-          stderr,
-        });
-      },
-    );
-  });
-}
+const cli = spawnCli;
 
 describe('tenantry CLI', function () {
   this.timeout(60_000);
@@ -71,7 +51,8 @@ describe('tenantry CLI', function () {
     expect((await cli(['tenants', 'activate', 'beta'], { DATABASE_URL: url })).code).to.equal(0);
     expect((await cli(['tenants', 'archive', 'beta'], { DATABASE_URL: url })).code).to.equal(0);
     expect(
-      (await cli([...base, 'tenants', 'delete', 'beta', '--purge'], { DATABASE_URL: url })).stdout,
+      (await cli([...base, 'tenants', 'delete', 'beta', '--purge', '--yes'], { DATABASE_URL: url }))
+        .stdout,
     ).to.match(/^beta\tdeleted/);
   });
 
@@ -94,6 +75,36 @@ describe('tenantry CLI', function () {
     expect(status.stdout).to.include('acme\t002_tags.js\tcurrent\tok');
   });
 
+  it('regression: row-mode delete --purge removes the tenant rows, so a tenant created again with that id reads none', async () => {
+    const rowUrl = testServer().urlFor(await createScratchDatabase('cli_row'));
+    const knex = knexFactory({ client: 'pg', connection: rowUrl, pool: { min: 0, max: 1 } });
+    try {
+      expect((await cli(['tenants', 'create', 'initech'], { DATABASE_URL: rowUrl })).code).to.equal(
+        0,
+      );
+      await knex.schema.createTable('documents', (t) => {
+        t.text('tenant_id').notNullable().references('id').inTable('tenants');
+        t.text('title');
+      });
+      await knex('documents').insert({ tenant_id: 'initech', title: 'secret plans' });
+      const purged = await cli(['tenants', 'delete', 'initech', '--purge', '--yes'], {
+        DATABASE_URL: rowUrl,
+      });
+      expect(purged, purged.stderr).to.include({ code: 0 });
+      expect(
+        await knex('documents').where({ tenant_id: 'initech' }).count({ n: '*' }).first(),
+      ).to.deep.equal({ n: '0' });
+      expect((await cli(['tenants', 'create', 'initech'], { DATABASE_URL: rowUrl })).code).to.equal(
+        0,
+      );
+      expect(await knex('documents').where({ tenant_id: 'initech' }).pluck('title')).to.deep.equal(
+        [],
+      );
+    } finally {
+      await knex.destroy();
+    }
+  });
+
   it('exits 2 with a clear message for bad input, and 1 when the database is unreachable', async () => {
     const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
       [['tenants', 'show', "x';drop"], { DATABASE_URL: url }, /not a valid id/],
@@ -103,7 +114,11 @@ describe('tenantry CLI', function () {
       [['migrate', '--concurrency', 'lots'], { DATABASE_URL: url }, /--concurrency/],
       [['tenants', 'activate', 'acme'], { DATABASE_URL: url }, /TENANT_STATE_INVALID/],
       [['tenants', 'show', 'ghost'], { DATABASE_URL: url }, /TENANT_NOT_FOUND/],
-      [['--bogus-flag', 'tenants', 'list'], { DATABASE_URL: url }, /Unknown option/],
+      [
+        ['--bogus-flag', 'tenants', 'list'],
+        { DATABASE_URL: url },
+        /"--bogus-flag" because it is unknown/,
+      ],
       [
         ['--config', '/nonexistent/tenancy.yaml', 'tenants', 'list'],
         { DATABASE_URL: url },

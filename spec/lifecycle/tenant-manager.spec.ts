@@ -10,6 +10,7 @@ import {
   TenantChangeNotifier,
   TenantConfigService,
   TenantManager,
+  currentTenant,
   migrateCentral,
   runWithTenant,
   type TenantEventName,
@@ -79,7 +80,9 @@ describe('TenantManager', function () {
         schemaPrefix: 'lc_',
         migrations: migrations(() => failIn),
         seed: async (trx, tenant) => {
-          await trx('documents').insert({ title: `welcome ${tenant.id}` });
+          // In the tenant's scope too: currentTenant() is the tenant being seeded.
+          expect(currentTenant().id).to.equal(tenant.id);
+          await trx('documents').insert({ title: `welcome ${currentTenant().id}` });
         },
       });
     });

@@ -1,21 +1,42 @@
 import 'reflect-metadata';
 import knexFactory, { type Knex } from 'knex';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { loadTenancyConfig } from '../config/load-tenancy-config';
+import type { TenancyConfig } from '../config/tenancy-config';
 import { isValidTenantId } from '../context/tenant-id';
 import type { TenantRecord } from '../context/tenant-record';
 import { TenancyError } from '../errors';
+import {
+  DEFAULT_DATABASE_PREFIX,
+  tenantDatabaseName,
+} from '../isolation/database/tenant-database-name';
+import { withTenancy } from '../isolation/with-tenancy';
+import { migrationFiles } from '../lifecycle/migration-sources';
 import { migrationProgressReporter, type ProgressStream } from '../lifecycle/migration-progress';
 import { TenantChangeNotifier } from '../lifecycle/tenant-change-notifier';
 import { TenantManager } from '../lifecycle/tenant-manager';
+import { knexLogTo } from '../lifecycle/tenant-placement';
+import type { TenancyLogger } from '../logger';
+import { clause, messageWithCode, quoteInput } from '../message-text';
 import { migrateCentral } from '../store/central-migrations';
 import { KnexTenantStore } from '../store/knex-tenant-store';
+
+/** A readable text stream for confirmations (e.g. `process.stdin`). */
+export interface CliInput extends NodeJS.ReadableStream {
+  /** Present and true on a terminal. */
+  readonly isTTY?: boolean;
+}
 
 /** Where the CLI writes and what environment it reads. */
 export interface CliIo {
   readonly stdout: ProgressStream;
   readonly stderr: ProgressStream;
   readonly env: NodeJS.ProcessEnv;
+  /** Where confirmations are read from (only on a terminal). Default: none (treated as not a terminal). */
+  readonly stdin?: CliInput;
 }
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage/input, 3 some tenants failed. */
@@ -24,27 +45,137 @@ export const CLI_EXIT = Object.freeze({ ok: 0, failure: 1, usage: 2, partial: 3 
 const USAGE = `Usage: tenantry [--config file] [--database-url url] [--migrations dir] [--json] <command>
 
 Commands:
-  tenants create <id> [--name name] [--no-provision]
+  tenants create <id> [--name name] [--no-provision] [--database-host h] [--database-port n]
+  tenants provision <id>            provision a tenant made with --no-provision, or retry provisioning_failed
   tenants list
   tenants show <id>
   tenants suspend <id> [--reason text]
   tenants activate <id>
   tenants archive <id> [--reason text]
-  tenants delete <id> [--purge]
-  migrate [--tenant id] [--concurrency n]
+  tenants delete <id> [--reason text] [--purge [--yes]]
+  tenants purge <id> [--yes]        purge a deleted tenant again, or data left without a record
+  migrate [--tenant id] [--concurrency n] [--dry-run]
   migrate status [--tenant id]
 
-The database comes from --database-url or DATABASE_URL; the isolation mode
-from the tenancy config file (--config, JSON or YAML).`;
+Options:
+  --config file             tenancy config (JSON or YAML), as the app reads it; TENANCY_* variables win
+  --database-url url        the central database (default: DATABASE_URL)
+  --migrations dir          tenant migrations (default: TENANTRY_MIGRATIONS_DIR); .js, or .ts with a loader
+  --schema-prefix p         schema mode prefix (default: config isolation.schemaPrefix)
+  --database-prefix p       database mode prefix (default: TENANTRY_DATABASE_PREFIX, else tenant_)
+  --json                    print only JSON on stdout, failures included
+  --yes                     confirm a purge without asking (required off a terminal)
+  --version, --help
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input, 3 some tenants failed or are due.`;
+
+const OPTIONS = {
+  config: { type: 'string' },
+  'database-url': { type: 'string' },
+  migrations: { type: 'string' },
+  'schema-prefix': { type: 'string' },
+  'database-prefix': { type: 'string' },
+  'database-host': { type: 'string' },
+  'database-port': { type: 'string' },
+  name: { type: 'string' },
+  reason: { type: 'string' },
+  tenant: { type: 'string' },
+  concurrency: { type: 'string' },
+  purge: { type: 'boolean' },
+  yes: { type: 'boolean' },
+  'no-provision': { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+  json: { type: 'boolean' },
+  version: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type OptionName = keyof typeof OPTIONS;
+
+const GLOBAL: readonly OptionName[] = [
+  'config',
+  'database-url',
+  'migrations',
+  'schema-prefix',
+  'database-prefix',
+  'json',
+];
+
+// The options each command takes besides the global ones: anything else is refused.
+const COMMANDS: Readonly<Record<string, readonly OptionName[]>> = {
+  'tenants create': ['name', 'no-provision', 'database-host', 'database-port'],
+  'tenants provision': [],
+  'tenants list': [],
+  'tenants show': [],
+  'tenants suspend': ['reason'],
+  'tenants activate': [],
+  'tenants archive': ['reason'],
+  'tenants delete': ['reason', 'purge', 'yes'],
+  'tenants purge': ['yes'],
+  migrate: ['tenant', 'concurrency', 'dry-run'],
+  'migrate status': ['tenant'],
+};
 
 class UsageError extends Error {}
 
+// As tenantSchemaName() checks it, so a bad prefix is bad usage (exit 2), not a failure at start-up.
+const PREFIX = /^[a-z_][a-z0-9_]{0,20}$/;
+const HOST = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
 function formatTenant(t: TenantRecord): string {
-  return `${t.id}\t${t.status}\t${t.name}${t.statusReason ? `\t(${t.statusReason})` : ''}`;
+  const reason = t.statusReason ? `\t(${clause(t.statusReason)})` : '';
+  return `${t.id}\t${t.status}\t${clause(t.name)}${reason}`;
+}
+
+function version(): string {
+  // dist/cli/ and build/src/cli/ sit at different depths: walk up to our package.json.
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (existsSync(file)) {
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'tenantry' && pkg.version) return pkg.version;
+    }
+    if (path.dirname(dir) === dir) return 'unknown';
+  }
+}
+
+function parseError(error: unknown): string {
+  const e = error as { code?: string; message?: string };
+  const option = /'(-[^']*?)(?: <value>)?'/.exec(e.message ?? '')?.[1];
+  switch (e.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `Cannot use option ${quoteInput(option ?? '?')} because it is unknown. See tenantry --help.`;
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      return `Cannot use option ${quoteInput(option ?? '?')} because it needs a value (or takes none). See tenantry --help.`;
+    default:
+      return `Cannot parse the arguments because ${clause(e.message ?? String(error))}. See tenantry --help.`;
+  }
+}
+
+function confirm(io: CliIo, question: string): Promise<string> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: io.stdin as NodeJS.ReadableStream, terminal: false });
+    io.stderr.write(question);
+    let answered = false;
+    rl.once('line', (line) => {
+      answered = true;
+      rl.close();
+      resolve(line.trim());
+    });
+    rl.once('close', () => {
+      if (!answered) resolve('');
+    });
+  });
 }
 
 /**
  * The `tenantry` command line (see `tenantry --help`). Returns the exit code.
+ * With `--json`, stdout carries only JSON, failures included
+ * (`{ "error": { "code", "message", "exitCode" } }`); human text and Knex's
+ * own log lines go to stderr.
  *
  * @example
  * ```ts
@@ -52,165 +183,336 @@ function formatTenant(t: TenantRecord): string {
  * ```
  */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const json = argv.includes('--json');
+  const out = (text: string) => io.stdout.write(`${text}\n`);
+  const fail = (exitCode: number, message: string, code?: string): number => {
+    // The code once: Node already writes it into many messages ("connect ECONNREFUSED …").
+    const named =
+      code !== undefined && new RegExp(`(^|\\W)${code.replace(/\W/g, '')}(\\W|$)`).test(message);
+    io.stderr.write(`tenantry: ${code && !named ? `${code}: ` : ''}${message}\n`);
+    if (json) out(JSON.stringify({ error: { code: code ?? null, message, exitCode } }));
+    return exitCode;
+  };
   let parsed;
   try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      options: {
-        config: { type: 'string' },
-        'database-url': { type: 'string' },
-        migrations: { type: 'string' },
-        name: { type: 'string' },
-        reason: { type: 'string' },
-        tenant: { type: 'string' },
-        concurrency: { type: 'string' },
-        purge: { type: 'boolean' },
-        'no-provision': { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
+    parsed = parseArgs({ args: [...argv], allowPositionals: true, strict: true, options: OPTIONS });
   } catch (error) {
-    io.stderr.write(`tenantry: ${(error as Error).message}\n\n${USAGE}\n`);
-    return CLI_EXIT.usage;
+    return fail(CLI_EXIT.usage, parseError(error), 'USAGE');
   }
   const { values, positionals } = parsed;
-  if (values.help || positionals.length === 0) {
-    (values.help ? io.stdout : io.stderr).write(`${USAGE}\n`);
-    return values.help ? CLI_EXIT.ok : CLI_EXIT.usage;
+  if (values.version) {
+    out(json ? JSON.stringify({ version: version() }) : `tenantry ${version()}`);
+    return CLI_EXIT.ok;
   }
-  const out = (text: string) => io.stdout.write(`${text}\n`);
+  if (values.help) {
+    io.stdout.write(json ? `${JSON.stringify({ usage: USAGE })}\n` : `${USAGE}\n`);
+    return CLI_EXIT.ok;
+  }
+  if (positionals.length === 0) {
+    if (!json) io.stderr.write(`${USAGE}\n`);
+    return fail(CLI_EXIT.usage, 'Cannot run without a command. See tenantry --help.', 'USAGE');
+  }
+  const stderrLogger = stderrLoggerOf(io.stderr);
   let knex: Knex | undefined;
   try {
     const [group, action, arg] = positionals;
-    const known =
-      (group === 'tenants' &&
-        ['create', 'list', 'show', 'suspend', 'activate', 'archive', 'delete'].includes(
-          action ?? '',
-        )) ||
-      (group === 'migrate' && (action === undefined || action === 'status'));
-    if (!known)
-      throw new UsageError(`Cannot run "${positionals.join(' ')}" because it is not a command.`);
-    const needsId = group === 'tenants' && action !== 'list';
+    const command =
+      group === 'migrate' && action !== 'status' ? 'migrate' : `${group} ${action ?? ''}`.trim();
+    const allowed = COMMANDS[command];
+    if (!allowed) {
+      throw new UsageError(
+        `Cannot run ${quoteInput(positionals.join(' '))} because it is not a command. See tenantry --help.`,
+      );
+    }
+    // Positionals past the command (and its id): none are taken.
+    const takesId = command.startsWith('tenants') && command !== 'tenants list';
+    const stray = positionals.slice(command === 'migrate' ? 1 : takesId ? 3 : 2);
+    if (stray.length > 0) {
+      throw new UsageError(
+        `Cannot run "${command}" because of the extra argument ${quoteInput(stray[0])}. See tenantry --help.`,
+      );
+    }
+    for (const name of Object.keys(values) as OptionName[]) {
+      if (!GLOBAL.includes(name) && !allowed.includes(name)) {
+        throw new UsageError(
+          `Cannot use option "--${name}" with "${command}" because that command does not take it.`,
+        );
+      }
+    }
+    const needsId = takesId;
     if (needsId && arg === undefined)
-      throw new UsageError(`Cannot run "tenants ${action}" without a tenant id.`);
+      throw new UsageError(`Cannot run "${command}" without a tenant id.`);
     if (needsId && !isValidTenantId(arg)) {
       throw new UsageError(
-        `Cannot use tenant id "${String(arg).slice(0, 70)}" because it is not a valid id. Use 1-63 lower-case letters, digits or inner hyphens.`,
+        `Cannot use tenant id ${quoteInput(arg)} because it is not a valid id. Use 1-63 lower-case letters, digits or inner hyphens.`,
       );
     }
     if (values.tenant !== undefined && !isValidTenantId(values.tenant)) {
       throw new UsageError(
-        `Cannot use --tenant "${String(values.tenant).slice(0, 70)}" because it is not a valid tenant id.`,
+        `Cannot use --tenant ${quoteInput(values.tenant)} because it is not a valid tenant id.`,
+      );
+    }
+    for (const name of ['name', 'reason'] as const) {
+      const value = values[name];
+      if (
+        value !== undefined &&
+        (value.trim() === '' || value.length > 1000 || CONTROL.test(value))
+      ) {
+        throw new UsageError(
+          `Cannot use --${name} ${quoteInput(value)} because it is empty, longer than 1000 characters or holds control characters.`,
+        );
+      }
+    }
+    const prefixes = {
+      'schema-prefix': values['schema-prefix'],
+      'database-prefix': values['database-prefix'] ?? io.env.TENANTRY_DATABASE_PREFIX,
+    };
+    for (const [name, value] of Object.entries(prefixes)) {
+      if (value !== undefined && !PREFIX.test(value)) {
+        throw new UsageError(
+          `Cannot use --${name} ${quoteInput(value)} because it is not a name prefix. Use 1-21 of [a-z0-9_], starting with a letter or _.`,
+        );
+      }
+    }
+    const host = values['database-host'];
+    if (host !== undefined && !HOST.test(host)) {
+      throw new UsageError(
+        `Cannot use --database-host ${quoteInput(host)} because it is not a host name or IPv4 address.`,
+      );
+    }
+    const port = values['database-port'];
+    if (
+      port !== undefined &&
+      (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535)
+    ) {
+      throw new UsageError(
+        `Cannot use --database-port ${quoteInput(port)} because it must be an integer from 1 to 65535.`,
       );
     }
     const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) {
-      throw new UsageError('Cannot use --concurrency because it must be an integer from 1 to 256.');
+    if (!/^\d+$/.test(values.concurrency ?? '4') || concurrency < 1 || concurrency > 256) {
+      throw new UsageError(
+        `Cannot use --concurrency ${quoteInput(values.concurrency)} because it must be an integer from 1 to 256.`,
+      );
     }
-    const config =
-      values.config !== undefined ? loadTenancyConfig({ file: values.config }) : undefined;
-    const isolation = config?.tenancy.isolation;
+    // The same sources as the app: the file, then TENANCY_* variables over it.
+    const config: TenancyConfig = loadTenancyConfig({
+      ...(values.config !== undefined ? { file: values.config } : {}),
+      env: io.env,
+    });
+    const isolation = config.tenancy.isolation;
+    if ((host !== undefined || port !== undefined) && isolation.mode !== 'database') {
+      throw new UsageError(
+        `Cannot place a tenant with --database-host or --database-port because the isolation mode is ${isolation.mode}. Use database mode (TENANCY_ISOLATION=database).`,
+      );
+    }
     const url = values['database-url'] ?? io.env.DATABASE_URL;
     if (!url)
       throw new UsageError(
         'Cannot reach the database because no URL was given. Pass --database-url or set DATABASE_URL.',
       );
     const migrationsDir = values.migrations ?? io.env.TENANTRY_MIGRATIONS_DIR;
-    knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: concurrency + 2 } });
+    if (command.startsWith('migrate') && !migrationsDir)
+      throw new UsageError(
+        'Cannot migrate because no tenant migrations were given. Pass --migrations dir or set TENANTRY_MIGRATIONS_DIR.',
+      );
+    // Refuse TypeScript migrations nobody can load before anything is provisioned with them.
+    if (migrationsDir) migrationFiles(path.resolve(migrationsDir));
+    const databasePrefix = prefixes['database-prefix'];
+    knex = knexFactory({
+      client: 'pg',
+      connection: url,
+      pool: { min: 0, max: concurrency + 2 },
+      log: knexLogTo(stderrLogger),
+    });
     await migrateCentral(knex);
     const store = new KnexTenantStore(knex);
     const notifier = new TenantChangeNotifier(knex);
     const manager = new TenantManager({
       knex,
       store,
-      mode: isolation?.mode ?? 'row',
-      ...(isolation?.schemaPrefix ? { schemaPrefix: isolation.schemaPrefix } : {}),
+      mode: isolation.mode,
+      schemaPrefix: values['schema-prefix'] ?? isolation.schemaPrefix,
+      ...(databasePrefix ? { databasePrefix } : {}),
       ...(migrationsDir ? { migrations: { directory: migrationsDir } } : {}),
+      ...(isolation.mode === 'row'
+        ? {
+            db: withTenancy(knex, {
+              mode: 'row',
+              tenantColumn: isolation.tenantColumn,
+              tenantTables: [...isolation.tenantTables],
+              sharedTables: [...isolation.sharedTables],
+            }),
+          }
+        : {}),
+      logger: stderrLogger,
       notifier,
     });
-    const show = (t: TenantRecord) => out(values.json ? JSON.stringify(t) : formatTenant(t));
+    const show = (t: TenantRecord) => out(json ? JSON.stringify(t) : formatTenant(t));
+    const confirmPurge = async (id: string): Promise<void> => {
+      if (values.yes) return;
+      if (!io.stdin?.isTTY || !io.stderr.isTTY) {
+        throw new UsageError(
+          `Cannot purge tenant "${id}" without confirmation because this is not a terminal. Pass --yes.`,
+        );
+      }
+      const answer = await confirm(
+        io,
+        `Purge tenant "${id}": delete all its data for good? Type the tenant id to confirm: `,
+      );
+      if (answer !== id) {
+        throw new UsageError(`Cannot purge tenant "${id}" because it was not confirmed.`);
+      }
+    };
 
-    if (group === 'tenants') {
+    if (command.startsWith('tenants')) {
       const id = arg as string;
-      switch (action) {
-        case 'create':
+      switch (command) {
+        case 'tenants create':
           show(
             await manager.create({
               id,
               ...(values.name ? { name: values.name } : {}),
+              ...(host !== undefined || port !== undefined
+                ? {
+                    isolation: {
+                      database: {
+                        database: tenantDatabaseName(id, databasePrefix ?? DEFAULT_DATABASE_PREFIX),
+                        ...(host !== undefined ? { host } : {}),
+                        ...(port !== undefined ? { port: Number(port) } : {}),
+                      },
+                    },
+                  }
+                : {}),
               provision: !values['no-provision'],
             }),
           );
           break;
-        case 'list': {
+        case 'tenants provision':
+          show(await manager.provision(id));
+          break;
+        case 'tenants list': {
           const all = await manager.list();
-          if (values.json) out(JSON.stringify(all));
+          if (json) out(JSON.stringify(all));
           else all.forEach(show);
           break;
         }
-        case 'show':
-          out(JSON.stringify(await manager.get(id), null, 2));
+        case 'tenants show':
+          out(JSON.stringify(await manager.get(id), null, json ? undefined : 2));
           break;
-        case 'suspend':
+        case 'tenants suspend':
           show(await manager.suspend(id, values.reason));
           break;
-        case 'activate':
+        case 'tenants activate':
           show(await manager.activate(id));
           break;
-        case 'archive':
+        case 'tenants archive':
           show(await manager.archive(id, values.reason));
           break;
-        case 'delete':
-          show(await manager.delete(id, { purge: values.purge === true }));
+        case 'tenants delete':
+          if (values.purge) {
+            await manager.get(id); // 404 before asking
+            await confirmPurge(id);
+          }
+          show(
+            await manager.delete(id, {
+              purge: values.purge === true,
+              ...(values.reason ? { reason: values.reason } : {}),
+            }),
+          );
+          break;
+        case 'tenants purge':
+          await confirmPurge(id);
+          await manager.purge(id);
+          out(json ? JSON.stringify({ id, purged: true }) : `${id}\tpurged`);
           break;
       }
       return CLI_EXIT.ok;
     }
-    if (!migrationsDir)
-      throw new UsageError(
-        'Cannot migrate because no tenant migrations were given. Pass --migrations dir or set TENANTRY_MIGRATIONS_DIR.',
-      );
-    if (action === 'status') {
-      const status = await manager.migrationStatus(values.tenant ? { tenant: values.tenant } : {});
-      if (values.json) out(JSON.stringify(status));
+    const scope = values.tenant ? { tenant: values.tenant } : {};
+    if (command === 'migrate status' || values['dry-run']) {
+      const status = await manager.migrationStatus(scope);
+      const due = status.tenants.filter((t) => !t.upToDate);
+      if (values['dry-run']) {
+        if (json) {
+          out(
+            JSON.stringify({
+              dryRun: true,
+              latest: status.latest,
+              tenants: due.map((t) => ({ tenantId: t.tenantId, migrations: t.pendingMigrations })),
+            }),
+          );
+        } else {
+          out(`would migrate ${due.length} of ${status.tenants.length} tenants (dry run)`);
+          for (const t of due) out(`${t.tenantId}\t${t.pendingMigrations.join(', ')}`);
+        }
+        return CLI_EXIT.ok;
+      }
+      if (json) out(JSON.stringify(status));
       else {
         out(`latest: ${status.latest ?? '(none)'} (${status.total} migrations)`);
         for (const t of status.tenants) {
           out(
-            `${t.tenantId}\t${t.version ?? '-'}\t${t.upToDate ? 'current' : `${t.pending} pending`}\t${t.status}${t.error ? `\t${t.error}` : ''}`,
+            `${t.tenantId}\t${t.version ?? '-'}\t${t.upToDate ? 'current' : `${t.pending} pending`}\t${t.status}${t.error ? `\t${clause(t.error)}` : ''}`,
           );
         }
       }
-      return status.tenants.every((t) => t.upToDate) ? CLI_EXIT.ok : CLI_EXIT.partial;
+      return due.length === 0 ? CLI_EXIT.ok : CLI_EXIT.partial;
     }
     const result = await manager.migrateTenants({
       concurrency,
-      ...(values.tenant ? { tenant: values.tenant } : {}),
+      ...scope,
       onProgress: migrationProgressReporter(io.stderr),
     });
-    if (values.json) out(JSON.stringify(result));
+    if (json) out(JSON.stringify(result));
     else {
       out(
         `migrated ${result.migrated.length}, current ${result.current.length}, failed ${result.failed.length}`,
       );
-      for (const f of result.failed) out(`FAILED ${f.tenantId}: ${f.error}`);
+      for (const f of result.failed) out(`FAILED ${f.tenantId}: ${clause(f.error)}`);
     }
     return result.failed.length > 0 ? CLI_EXIT.partial : CLI_EXIT.ok;
   } catch (error) {
-    if (error instanceof UsageError) {
-      io.stderr.write(`tenantry: ${error.message}\n`);
-      return CLI_EXIT.usage;
-    }
+    if (error instanceof UsageError) return fail(CLI_EXIT.usage, error.message, 'USAGE');
     if (error instanceof TenancyError) {
-      io.stderr.write(`tenantry: ${error.code}: ${error.message}\n`);
-      return error.status < 500 ? CLI_EXIT.usage : CLI_EXIT.failure;
+      return fail(
+        error.status < 500 ? CLI_EXIT.usage : CLI_EXIT.failure,
+        clause(error.message) + '.',
+        error.code,
+      );
     }
-    const e = error as { code?: string; message?: string };
-    io.stderr.write(`tenantry: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(error)}\n`);
-    return CLI_EXIT.failure;
+    // Node and pg errors: their code once (Node's messages already start with it).
+    const raw = (error as { code?: unknown }).code;
+    const code = typeof raw === 'string' && raw !== '' ? raw : undefined;
+    return fail(
+      CLI_EXIT.failure,
+      `${clause(error instanceof Error ? error.message : String(error))}.`,
+      code,
+    );
   } finally {
     await knex?.destroy();
   }
+}
+
+// Knex's migrator warns with the error it is about to throw; the CLI reports that error itself.
+// Likewise for a connection that cannot be acquired.
+const REPEATED =
+  /^knex: (migration file "[^"]*" failed|migration failed with error:|Acquire connection error)/;
+
+// Diagnostics (Knex's warnings, failed notifications) as one escaped line each on stderr.
+function stderrLoggerOf(stderr: ProgressStream): TenancyLogger {
+  const line = (level: string) => (message: string, fields?: Record<string, unknown>) => {
+    if (REPEATED.test(message)) return;
+    const detail =
+      fields && 'error' in fields ? `: ${messageWithCode(fields.error as unknown)}` : '';
+    // One line: the first line of the message (Knex appends stack traces).
+    const first = message.split('\n')[0] ?? '';
+    stderr.write(`tenantry ${level}: ${clause(first)}${clause(detail)}\n`);
+  };
+  return {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: line('warn'),
+    error: line('error'),
+  };
 }

@@ -4,6 +4,7 @@ import { TenantContext } from './tenant-context';
 import { assertValidTenantId } from './tenant-id';
 import type { TenantRecord } from './tenant-record';
 import { activeScope, tenantScopeStorage } from './tenant-scope-storage';
+import { quoteInput } from '../message-text';
 
 /** What `runWithTenant()` accepts as the tenant. */
 export type TenantLike = TenantContext | TenantRecord | string;
@@ -28,8 +29,13 @@ function toContext(tenant: TenantLike): TenantContext {
  * tenant; the caller's own scope is untouched. Nested calls replace the
  * tenant for their inner function only.
  *
- * Passing a string id builds a minimal active record; pass the record from
- * your tenant store when services need its config or isolation settings.
+ * It checks nothing about the tenant: a string id becomes a minimal
+ * `active` record, whether the tenant exists, is suspended, archived or
+ * deleted. Use it where the tenant is already checked (tests, code that
+ * loaded the record itself); jobs and scripts should use `runForTenant()`
+ * (or `runTenantJob()`), which load the record and refuse what HTTP refuses.
+ * Pass the record from your tenant store when services need its config or
+ * isolation settings.
  *
  * @example
  * ```ts
@@ -88,7 +94,7 @@ export function currentTenant(): TenantContext {
   if (scope?.kind === 'tenant') return scope.context;
   throw new TenantScopeError(
     scope?.kind === 'system'
-      ? `Cannot read the current tenant because this code runs in a system scope ("${scope.reason}"). ` +
+      ? `Cannot read the current tenant because this code runs in a system scope (${quoteInput(scope.reason)}). ` +
           'Use runWithTenant() for per-tenant work.'
       : 'Cannot read the current tenant because no tenant scope is active. ' +
           'Use resolveTenant() for requests or runWithTenant() for jobs and scripts.',

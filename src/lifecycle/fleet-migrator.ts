@@ -73,6 +73,8 @@ export interface TenantMigrationState {
   readonly error: string | null;
   /** Whether the tenant is on the latest version. */
   readonly upToDate: boolean;
+  /** The migrations a `migrateTenants()` run would apply to it, in order (from the ledger). */
+  readonly pendingMigrations: readonly string[];
 }
 
 /** The drift report: which tenant is on which version. */
@@ -103,6 +105,13 @@ interface LedgerRow {
 }
 
 const ROW_MODE_LEDGER_ID = '*';
+
+/** The statuses `migrateTenants()` and `status()` cover by default: the same tenants in both. */
+const MIGRATED_STATUSES: readonly TenantStatus[] = Object.freeze([
+  'active',
+  'suspended',
+  'archived',
+]);
 
 /** The one pseudo-tenant of row mode, whose tenant tables are shared: migrations run once, for all. */
 const ROW_MODE_TENANT: TenantRecord = Object.freeze({
@@ -226,7 +235,7 @@ export class FleetMigrator {
       tenants = [one];
     } else {
       tenants = await this.#store.list({
-        status: options.statuses ?? ['active', 'suspended', 'archived'],
+        status: options.statuses ?? MIGRATED_STATUSES,
       });
     }
     const ledger = await this.#ledgerRows();
@@ -281,8 +290,16 @@ export class FleetMigrator {
     return { latest, migrated: migrated.sort(), current: current.sort(), failed };
   }
 
-  /** The drift report: each tenant's recorded version against the latest. */
-  async status(options: { readonly tenant?: string } = {}): Promise<TenantMigrationStatus> {
+  /**
+   * The drift report: each tenant's recorded version against the latest, for
+   * exactly the tenants `migrateTenants()` with the same options would
+   * handle (`tenant`, else `statuses`: default `active`, `suspended`,
+   * `archived`), so the two agree on which tenants are due. An unknown
+   * `tenant` is 404 `TENANT_NOT_FOUND`, as in `migrateTenants()`.
+   */
+  async status(
+    options: Pick<MigrateTenantsOptions, 'tenant' | 'statuses'> = {},
+  ): Promise<TenantMigrationStatus> {
     const names = await this.migrationNames();
     const latest = names.at(-1) ?? null;
     const ledger = await this.#ledgerRows();
@@ -290,12 +307,13 @@ export class FleetMigrator {
     if (this.#placement.mode === 'row') {
       tenants = [ROW_MODE_TENANT];
     } else if (options.tenant !== undefined) {
-      const one = await this.#store.findById(
-        assertValidTenantId(options.tenant, '--tenant option'),
-      );
-      tenants = one ? [one] : [];
+      const id = assertValidTenantId(options.tenant, '--tenant option');
+      const one = await this.#store.findById(id);
+      if (!one)
+        throw new TenantNotFoundError(`Cannot report on tenant "${id}" because it does not exist.`);
+      tenants = [one];
     } else {
-      tenants = (await this.#store.list()).filter((t) => t.status !== 'deleted');
+      tenants = await this.#store.list({ status: options.statuses ?? MIGRATED_STATUSES });
     }
     const states = tenants.map((t): TenantMigrationState => {
       const row = ledger.get(this.#ledgerId(t.id));
@@ -308,7 +326,10 @@ export class FleetMigrator {
         pending: Math.max(0, names.length - applied),
         status: row ? row.status : 'never',
         error: row?.error ?? null,
-        upToDate: (row?.version ?? null) === latest && applied === names.length,
+        // As migrateTenants() decides: a tenant whose last run failed is due again.
+        upToDate:
+          (row?.version ?? null) === latest && applied === names.length && row?.status !== 'failed',
+        pendingMigrations: names.slice(Math.min(applied, names.length)),
       };
     });
     return { latest, total: names.length, tenants: states };

@@ -1,3 +1,4 @@
+import { clause } from '../message-text';
 import type { TenantMigrationProgress } from './fleet-migrator';
 
 /** A writable text stream (e.g. `process.stderr`). */
@@ -27,7 +28,7 @@ export function migrationProgressReporter(
     if (!stream.isTTY) {
       const detail =
         p.outcome === 'failed'
-          ? `: ${p.error ?? 'error'}`
+          ? `: ${clause(p.error ?? 'error')}`
           : p.applied.length > 0
             ? ` (${p.applied.join(', ')})`
             : '';

@@ -1,6 +1,8 @@
 import type { Knex } from 'knex';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import { TenancyConfigError } from '../errors';
+import { quoteInput } from '../message-text';
 
 /** A migration as Knex runs it. */
 export interface TenantMigration {
@@ -23,10 +25,45 @@ function withDown(m: TenantMigration): Knex.Migration {
   return { up: (k) => m.up(k), down: (k) => (m.down ? m.down(k) : Promise.resolve()) };
 }
 
+const JS = /\.c?js$/;
+const TS = /\.[cm]?ts$/;
+
+// Whether `require()` can load TypeScript here: a loader registered a `.ts`
+// hook (ts-node, tsx, @swc-node/register) or Node strips types itself.
+function typeScriptLoadable(): boolean {
+  return (
+    '.ts' in require.extensions ||
+    (process.features as { typescript?: unknown }).typescript !== undefined
+  );
+}
+
+/**
+ * The migration files of a directory in name order: `.js`/`.cjs`, and
+ * `.ts`/`.cts`/`.mts` (not `.d.ts`) when a TypeScript loader is available.
+ * A TypeScript file without a compiled `.js` twin and no loader is refused:
+ * skipping it would leave tenants `active` without its tables.
+ */
+export function migrationFiles(directory: string): string[] {
+  const files = readdirSync(directory).filter(
+    (f) => (JS.test(f) || TS.test(f)) && !/\.d\.[cm]?[jt]s$/.test(f),
+  );
+  const compiled = new Set(files.filter((f) => JS.test(f)).map((f) => f.replace(JS, '')));
+  const typescript = files.filter((f) => TS.test(f) && !compiled.has(f.replace(TS, '')));
+  if (typescript.length > 0 && !typeScriptLoadable()) {
+    throw new TenancyConfigError(
+      `Cannot load tenant migration ${quoteInput(typescript[0])} because it is TypeScript and no TypeScript loader is registered. ` +
+        'Compile the migrations to .js, or run with a loader (node --require ts-node/register, or tsx).',
+    );
+  }
+  return files.filter((f) => JS.test(f) || typescript.includes(f)).sort();
+}
+
 /**
  * Normalises the migrations option into a Knex migration source. A
  * directory holds `.js`/`.cjs` files exporting `up` (and `down`), applied in
- * file-name order, as with Knex's own migrator.
+ * file-name order, as with Knex's own migrator; `.ts` files are loaded when
+ * a TypeScript loader is registered, and refused (`TENANCY_CONFIG_INVALID`)
+ * otherwise, never skipped.
  *
  * @example
  * ```ts
@@ -50,10 +87,11 @@ export function toMigrationSource(option: TenantMigrationsOption): Knex.Migratio
     const directory = path.resolve(option.directory);
     return {
       getMigrations: () => {
-        const files = readdirSync(directory)
-          .filter((f) => /\.(c?js)$/.test(f) && !f.endsWith('.d.js'))
-          .sort();
-        return Promise.resolve(files);
+        try {
+          return Promise.resolve(migrationFiles(directory));
+        } catch (error) {
+          return Promise.reject(error as Error);
+        }
       },
       getMigrationName: (file) => String(file),
       getMigration: (file) =>

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { assertValidTenantId, isValidTenantId } from '../context/tenant-id';
 import { toTenancyLogger, type TenancyLogger, type TenancyLoggerInput } from '../logger';
 import type { TenantCacheInvalidator } from './tenant-manager';
+import { quoteInput } from '../message-text';
 
 /** Options of {@link TenantChangeNotifier}. */
 export interface TenantChangeNotifierOptions {
@@ -48,7 +49,7 @@ export class TenantChangeNotifier {
     this.#channel = options.channel ?? 'tenantry_tenant_changed';
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(this.#channel)) {
       throw new TypeError(
-        `Cannot use channel "${this.#channel}" because it is not a plain identifier.`,
+        `Cannot use channel ${quoteInput(this.#channel)} because it is not a plain identifier.`,
       );
     }
     this.#delay = options.reconnectDelayMillis ?? 100;

@@ -2,8 +2,22 @@ import type { Knex } from 'knex';
 import { inject, injectable } from 'tsyringe';
 import { assertValidTenantId } from '../context/tenant-id';
 import type { TenantRecord, TenantStatus } from '../context/tenant-record';
-import { TenantNotFoundError, TenantProvisioningError, TenantStateError } from '../errors';
-import { toTenancyLogger, type TenancyLogger, type TenancyLoggerInput } from '../logger';
+import { runWithTenant } from '../context/tenant-scope';
+import {
+  TenantNotFoundError,
+  TenantProvisioningError,
+  TenantPurgeError,
+  TenantStateError,
+} from '../errors';
+import type { TenantKnex } from '../isolation/tenant-knex';
+import {
+  silentLogger,
+  toTenancyLogger,
+  type TenancyLogger,
+  type TenancyLoggerInput,
+} from '../logger';
+import { clause } from '../message-text';
+import { DEFAULT_TENANTS_TABLE } from '../store/central-migrations';
 import type { NewTenant, TenantPatch, TenantStore } from '../store/tenant-store';
 import {
   FleetMigrator,
@@ -15,6 +29,7 @@ import type { TenantMigrationsOption } from './migration-sources';
 import type { TenantChangeNotifier } from './tenant-change-notifier';
 import { TenantEvents } from './tenant-events';
 import { TenantPlacement, type TenantPlacementOptions, type TenantSeed } from './tenant-placement';
+import { TenantRows, describeRowsLeft } from './tenant-rows';
 
 /** Something that caches tenants and can forget one (e.g. `CachedTenantStore`, `TenantConfigService`). */
 export interface TenantCacheInvalidator {
@@ -30,8 +45,29 @@ export interface TenantManagerOptions extends TenantPlacementOptions {
   readonly store: TenantStore;
   /** The tenant migrations. Default: none (provisioning only creates storage). */
   readonly migrations?: TenantMigrationsOption | undefined;
-  /** Fills a newly provisioned tenant. Default: none. */
+  /**
+   * Fills a newly provisioned tenant, in one transaction. In row mode it runs
+   * inside the tenant's scope and receives a transaction of {@link db} (so
+   * inserts are stamped with the tenant), which is then required; in schema
+   * mode it gets a transaction whose search_path is the tenant's schema; in
+   * database mode one on the tenant's database. Default: none.
+   */
   readonly seed?: TenantSeed | undefined;
+  /**
+   * The application's scoped Knex (`withTenancy()`), row mode. Its declared
+   * tenant and shared tables tell purge where rows live (besides every table
+   * on `knex`'s search path with the tenant column, and every table with a
+   * foreign key to the tenants table), its tenant column is the one purged,
+   * and row-mode seeds run with it. Default: none (the tenant column is
+   * `tenant_id`; row-mode seeds are refused at construction).
+   */
+  readonly db?: TenantKnex | undefined;
+  /**
+   * The setting the RLS backstop's policies read: purge sets it to the
+   * tenant for its own transaction, so FORCE'd row-level security does not
+   * hide the rows it deletes and counts. Default: `app.tenant_id`.
+   */
+  readonly rlsSetting?: string | undefined;
   /** Local caches to invalidate after each change. Default: none. */
   readonly caches?: readonly TenantCacheInvalidator[] | undefined;
   /** Tells other processes about each change (LISTEN/NOTIFY). Default: none. */
@@ -49,7 +85,9 @@ export interface CreateTenantInput extends Omit<NewTenant, 'status'> {
   readonly provision?: boolean | undefined;
 }
 
-// Allowed transitions. `deleted` is final: a deleted id is purged, never revived.
+// Allowed transitions. `deleted` is final: a deleted id is purged, never revived;
+// its record stays (the tombstone: never served, the id not reusable) until a
+// purge has verified that nothing of it is left.
 const FROM: Readonly<
   Record<'activate' | 'suspend' | 'archive' | 'delete' | 'provision', readonly TenantStatus[]>
 > = {
@@ -96,6 +134,7 @@ export class TenantManager {
   readonly #placement: TenantPlacement;
   readonly #fleet: FleetMigrator | undefined;
   readonly #logger: TenancyLogger;
+  readonly #rows: TenantRows;
 
   constructor(@inject(TENANT_MANAGER_OPTIONS) options: TenantManagerOptions) {
     if (!options || typeof options.knex !== 'function' || !options.store) {
@@ -108,6 +147,21 @@ export class TenantManager {
     this.#logger = toTenancyLogger(options.logger);
     this.events = new TenantEvents(this.#logger);
     this.#placement = new TenantPlacement(options.knex, options);
+    if (this.#placement.mode === 'row' && options.seed && !options.db) {
+      throw new TypeError(
+        'Cannot seed row-mode tenants without options.db, because the seed must run with the scoped Knex to stamp the tenant column. Pass db (the withTenancy() instance).',
+      );
+    }
+    const db = options.db;
+    // KnexTenantStore names its table; other stores (or wrappers) use the default.
+    const storeTable = (options.store as { tableName?: unknown }).tableName;
+    this.#rows = new TenantRows(options.knex, {
+      tenantColumn: db?.tenancy.tenantColumn ?? 'tenant_id',
+      declaredTables: () => (db && db.tenancy.mode === 'row' ? db.tenancy.tenantTables : []),
+      sharedTables: () => db?.tenancy.sharedTables ?? [],
+      tenantsTable: typeof storeTable === 'string' ? storeTable : DEFAULT_TENANTS_TABLE,
+      ...(options.rlsSetting !== undefined ? { rlsSetting: options.rlsSetting } : {}),
+    });
     this.#fleet = options.migrations
       ? new FleetMigrator(options.knex, { ...options, migrations: options.migrations })
       : undefined;
@@ -130,9 +184,29 @@ export class TenantManager {
     return this.#store.list(status ? { status } : {});
   }
 
-  /** Creates a tenant (status `provisioning`) and, by default, provisions it. */
+  /**
+   * Creates a tenant (status `provisioning`) and, by default, provisions it.
+   * Refused with 409 `TENANT_STATE_INVALID` while the id is taken, including
+   * by a deleted tenant that is not purged yet, and while anything of an
+   * earlier tenant with this id is left (rows, schema, database): a new
+   * tenant never starts on another tenant's data.
+   */
   async create(input: CreateTenantInput): Promise<TenantRecord> {
     const id = assertValidTenantId(input.id, 'new tenant');
+    const existing = await this.#store.findById(id);
+    if (existing?.status === 'deleted') {
+      throw new TenantStateError(
+        `Cannot create tenant "${id}" because a deleted tenant with this id is not purged yet. Purge it first: delete("${id}", { purge: true }).`,
+      );
+    }
+    if (existing === undefined) {
+      const left = await this.#leftovers(this.#placeholder(id, input.isolation));
+      if (left) {
+        throw new TenantStateError(
+          `Cannot create tenant "${id}" because data of an earlier tenant with this id is left (${left}). Purge it first: purge("${id}").`,
+        );
+      }
+    }
     const created = await this.#store.create({
       id,
       name: input.name ?? id,
@@ -162,18 +236,25 @@ export class TenantManager {
     try {
       created = await this.#placement.ensureStorage(tenant);
       if (this.#fleet && this.#placement.mode !== 'row') await this.#fleet.migrateTenant(tenant);
-      if (this.#options.seed && fresh) {
+      if (this.#options.seed && fresh && this.#placement.mode === 'row') {
+        const seed = this.#options.seed;
+        const db = this.#options.db as TenantKnex;
+        await runWithTenant(tenant, () => db.transaction((trx) => seed(trx, tenant)));
+      } else if (this.#options.seed && fresh) {
+        // In the tenant's scope as well, so services the seed calls see their tenant.
         const seed = this.#options.seed;
         await this.#placement.withTenantStorage(tenant, this.#options.knex, (knex, _wrap, scope) =>
-          knex.transaction(async (trx) => {
-            if (scope.schema !== undefined)
-              await trx.raw('set local search_path to ??', [scope.schema]);
-            await seed(trx, tenant);
-          }),
+          runWithTenant(tenant, () =>
+            knex.transaction(async (trx) => {
+              if (scope.schema !== undefined)
+                await trx.raw('set local search_path to ??', [scope.schema]);
+              await seed(trx, tenant);
+            }),
+          ),
         );
       }
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
+      const reason = clause(error instanceof Error ? error.message : String(error));
       if (created) {
         await this.#placement
           .dropStorage(tenant)
@@ -229,22 +310,35 @@ export class TenantManager {
   }
 
   /**
-   * Marks the tenant `deleted` (never served again). With `purge: true` its
-   * schema/database, ledger entry and record are removed as well.
+   * Marks the tenant `deleted` (never served again; the record stays as a
+   * tombstone, so the id cannot be created anew). With `purge: true` its
+   * data is removed as well (see {@link purge}); a purge that failed is
+   * retried by calling `delete(id, { purge: true })` again on the deleted
+   * tenant.
+   *
+   * @example
+   * ```ts
+   * await tenants.delete('acme', { purge: true, reason: 'contract ended' });
+   * ```
    */
   async delete(
     id: string,
     options: { readonly purge?: boolean; readonly reason?: string } = {},
   ): Promise<TenantRecord> {
     const before = await this.get(id);
+    if (before.status === 'deleted' && options.purge) {
+      await this.#purge(id, before);
+      await this.events.emit('tenant.deleted', {
+        tenant: before,
+        previousStatus: 'deleted',
+        purged: true,
+        at: new Date(),
+      });
+      return before;
+    }
     this.#assertFrom(before, 'delete');
     const deleted = await this.#transition(id, FROM.delete, 'deleted', options.reason ?? null);
-    if (options.purge) {
-      await this.#placement.dropStorage(deleted);
-      await this.#fleet?.forget(id);
-      await this.#store.remove(id);
-      await this.#changed(deleted);
-    }
+    if (options.purge) await this.#purge(id, deleted);
     await this.events.emit('tenant.deleted', {
       tenant: deleted,
       previousStatus: before.status,
@@ -252,6 +346,87 @@ export class TenantManager {
       at: new Date(),
     });
     return deleted;
+  }
+
+  /**
+   * Removes everything of a deleted (or record-less) tenant id, then its
+   * record: in row mode its rows in every table that holds tenants' rows
+   * (declared, found by the tenant column, or by a foreign key to the
+   * tenants table), children before parents in one transaction that counts
+   * them again before it commits; in schema and database mode its schema or
+   * database (checked gone afterwards) and its rows in central tables; and
+   * its migration ledger entry. The record goes last, only once all that is
+   * verified: until then the id stays a tombstone. A failure throws 500
+   * `TENANT_PURGE_FAILED`, notes the reason on the record, and can be
+   * retried. An active, suspended or archived tenant is refused (409): call
+   * `delete()` first.
+   *
+   * @example
+   * ```ts
+   * await tenants.delete('acme');
+   * await tenants.purge('acme');
+   * ```
+   */
+  async purge(id: string): Promise<void> {
+    const valid = assertValidTenantId(id, 'tenant id');
+    const tenant = await this.#store.findById(valid);
+    if (tenant && tenant.status !== 'deleted') {
+      throw new TenantStateError(
+        `Cannot purge tenant "${valid}" because it is ${tenant.status}. Delete it first.`,
+      );
+    }
+    if (!tenant && !(await this.#leftovers(this.#placeholder(valid, undefined)))) {
+      throw new TenantNotFoundError(
+        `Cannot purge tenant "${valid}" because there is neither a tenant nor data with this id. Check the tenant id.`,
+      );
+    }
+    await this.#purge(valid, tenant);
+  }
+
+  async #purge(id: string, tenant: TenantRecord | undefined): Promise<void> {
+    const target = tenant ?? this.#placeholder(id, undefined);
+    try {
+      await this.#placement.dropStorage(target);
+      await this.#rows.purge(id);
+      await this.#fleet?.forget(id);
+      const left = await this.#leftovers(target);
+      if (left) throw new Error(`${left} is still there after the purge`);
+      // Last, and inside the try: with a foreign key to tenants, a row written
+      // meanwhile (a stale cache elsewhere) makes this fail, and the tombstone stays.
+      if (tenant) await this.#store.remove(id);
+    } catch (error) {
+      const reason = clause(error instanceof Error ? error.message : String(error));
+      if (tenant) {
+        await this.#store
+          .update(id, { statusReason: `purge failed: ${reason}`.slice(0, 1000) })
+          .catch((e: unknown) =>
+            this.#logger.error('cannot note a failed purge', { tenantId: id, error: e }),
+          );
+      }
+      throw new TenantPurgeError(
+        `Cannot purge tenant "${id}" because ${reason}. The tenant stays deleted; fix the cause and purge again.`,
+        { cause: error },
+      );
+    }
+    if (tenant) await this.#changed(tenant);
+    this.#logger.info('tenant purged', { tenantId: id, mode: this.mode });
+  }
+
+  // What is left of a tenant id: its schema/database, or its rows. Undefined: nothing.
+  async #leftovers(tenant: TenantRecord): Promise<string | undefined> {
+    if (await this.#placement.storageExists(tenant)) return this.#placement.storageName(tenant);
+    const rows = await this.#rows.remaining(tenant.id);
+    return rows.length > 0 ? describeRowsLeft(rows) : undefined;
+  }
+
+  #placeholder(id: string, isolation: CreateTenantInput['isolation']): TenantRecord {
+    return {
+      id,
+      name: id,
+      status: 'deleted',
+      isolation: this.#placement.initialIsolation(id, isolation),
+      config: {},
+    };
   }
 
   /**
@@ -284,7 +459,9 @@ export class TenantManager {
   }
 
   /** The drift report (see `FleetMigrator.status`). */
-  migrationStatus(options?: { readonly tenant?: string }): Promise<TenantMigrationStatus> {
+  migrationStatus(
+    options?: Pick<MigrateTenantsOptions, 'tenant' | 'statuses'>,
+  ): Promise<TenantMigrationStatus> {
     return this.#requireFleet().status(options);
   }
 

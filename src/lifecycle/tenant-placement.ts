@@ -11,7 +11,9 @@ import {
 } from '../isolation/database/tenant-database-name';
 import { DEFAULT_SCHEMA_PREFIX, tenantSchemaName } from '../isolation/schema/tenant-schema-name';
 import type { IsolationMode } from '../isolation/with-tenancy-options';
+import { toTenancyLogger, type TenancyLogger, type TenancyLoggerInput } from '../logger';
 import { inSchema } from './migration-sources';
+import { quoteInput } from '../message-text';
 
 /** Name of the per-tenant Knex migration ledger (in each schema or database). */
 export const TENANT_MIGRATIONS_TABLE = 'tenantry_migrations';
@@ -26,6 +28,23 @@ export interface TenantPlacementOptions {
   readonly databasePrefix?: string | undefined;
   /** Resolves `passwordRef` (database mode). Default: an environment variable. */
   readonly credentials?: CredentialsResolver | undefined;
+  /** Receives the log lines of the Knex instances opened per tenant database. Default: silent. */
+  readonly logger?: TenancyLoggerInput | undefined;
+}
+
+/**
+ * Knex's `log` option writing to a {@link TenancyLogger}: Knex's own logger
+ * prints with `console.log`, on stdout, where it would break `--json` output.
+ */
+export function knexLogTo(logger: TenancyLogger): Knex.Logger {
+  const text = (message: unknown) => (typeof message === 'string' ? message : String(message));
+  return {
+    warn: (message: unknown) => logger.warn(`knex: ${text(message)}`),
+    error: (message: unknown) => logger.error(`knex: ${text(message)}`),
+    deprecate: (method: string, alternative: string) =>
+      logger.warn(`knex: ${method} is deprecated, use ${alternative}`),
+    debug: (message: unknown) => logger.debug(`knex: ${text(message)}`),
+  };
 }
 
 /** A seed: fills a freshly provisioned tenant. Runs in one transaction. */
@@ -77,18 +96,20 @@ export class TenantPlacement {
   readonly #schemaPrefix: string;
   readonly #databasePrefix: string;
   readonly #credentials: CredentialsResolver;
+  readonly #log: Knex.Logger;
 
   constructor(central: Knex, options: TenantPlacementOptions = {}) {
     this.mode = options.mode ?? 'row';
     if (!['row', 'schema', 'database'].includes(this.mode)) {
       throw new TypeError(
-        `Cannot use isolation mode "${String(this.mode)}" because it is unknown. Use "row", "schema" or "database".`,
+        `Cannot use isolation mode ${quoteInput(this.mode)} because it is unknown. Use "row", "schema" or "database".`,
       );
     }
     this.#central = central;
     this.#schemaPrefix = options.schemaPrefix ?? DEFAULT_SCHEMA_PREFIX;
     this.#databasePrefix = options.databasePrefix ?? DEFAULT_DATABASE_PREFIX;
     this.#credentials = options.credentials ?? envCredentialsResolver;
+    this.#log = knexLogTo(toTenancyLogger(options.logger));
     tenantSchemaName({ id: 'probe' }, this.#schemaPrefix);
     tenantDatabaseName('probe', this.#databasePrefix);
   }
@@ -146,6 +167,42 @@ export class TenantPlacement {
       }
     }
     return false;
+  }
+
+  /**
+   * Whether the tenant's schema/database exists (always `false` in row mode):
+   * what a purge verifies gone, and what must not exist before an id is
+   * created anew.
+   */
+  async storageExists(tenant: TenantRecord): Promise<boolean> {
+    if (this.mode === 'schema') {
+      const { rows } = (await this.#central.raw('select 1 from pg_namespace where nspname = ?', [
+        tenantSchemaName(tenant, this.#schemaPrefix),
+      ])) as { rows: unknown[] };
+      return rows.length > 0;
+    }
+    if (this.mode === 'database') {
+      const conn = await this.#connectionOf(tenant);
+      const admin = this.#knexFor({ ...conn, database: 'postgres' }, 1);
+      try {
+        const { rows } = (await admin.raw('select 1 from pg_database where datname = ?', [
+          conn.database,
+        ])) as { rows: unknown[] };
+        return rows.length > 0;
+      } finally {
+        await admin.destroy();
+      }
+    }
+    return false;
+  }
+
+  /** Where the tenant's storage is, for messages: `schema "x"`, `database "y"`. */
+  storageName(tenant: TenantRecord): string {
+    if (this.mode === 'schema') return `schema "${tenantSchemaName(tenant, this.#schemaPrefix)}"`;
+    if (this.mode === 'database') {
+      return `database ${quoteInput(tenant.isolation.database?.database ?? tenantDatabaseName(tenant.id, this.#databasePrefix))}`;
+    }
+    return 'rows';
   }
 
   /** Drops the tenant's schema/database (rollback of a failed provisioning, or purge). */
@@ -225,6 +282,11 @@ export class TenantPlacement {
   }
 
   #knexFor(conn: Conn, max: number): Knex {
-    return knexFactory({ client: 'pg', connection: { ...conn }, pool: { min: 0, max } });
+    return knexFactory({
+      client: 'pg',
+      connection: { ...conn },
+      pool: { min: 0, max },
+      log: this.#log,
+    });
   }
 }

@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import { quoteInput } from '../message-text';
 
 /** Options of {@link centralMigrationSource}. */
 export interface CentralMigrationOptions {
@@ -21,7 +22,7 @@ const TABLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 export function assertTableName(name: string, option: string): string {
   if (!TABLE_NAME.test(name)) {
     throw new TypeError(
-      `Cannot use ${option} "${name}" because it is not a plain identifier. Use [a-z_][a-z0-9_]*.`,
+      `Cannot use ${option} ${quoteInput(name)} because it is not a plain identifier. Use [a-z_][a-z0-9_]*.`,
     );
   }
   return name;

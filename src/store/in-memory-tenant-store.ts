@@ -2,6 +2,7 @@ import { assertValidTenantId } from '../context/tenant-id';
 import type { TenantRecord } from '../context/tenant-record';
 import { TenantNotFoundError, TenantStateError } from '../errors';
 import type { NewTenant, TenantListOptions, TenantPatch, TenantStore } from './tenant-store';
+import { quoteInput } from '../message-text';
 
 function copy(record: TenantRecord): TenantRecord {
   // Callers get their own copy: mutating a returned record must never change the store.
@@ -46,7 +47,7 @@ export class InMemoryTenantStore implements TenantStore {
     const current = this.#tenants.get(id);
     if (current === undefined) {
       throw new TenantNotFoundError(
-        `Cannot update tenant "${id}" because it does not exist. Create it first.`,
+        `Cannot update tenant ${quoteInput(id)} because it does not exist. Create it first.`,
       );
     }
     const next: TenantRecord = {

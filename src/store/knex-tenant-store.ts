@@ -4,6 +4,7 @@ import type { TenantIsolationSettings, TenantRecord, TenantStatus } from '../con
 import { TenantNotFoundError, TenantStateError } from '../errors';
 import { DEFAULT_TENANTS_TABLE, assertTableName } from './central-migrations';
 import type { NewTenant, TenantListOptions, TenantPatch, TenantStore } from './tenant-store';
+import { quoteInput } from '../message-text';
 
 /** Options of {@link KnexTenantStore}. */
 export interface KnexTenantStoreOptions {
@@ -34,7 +35,7 @@ const STATUSES: ReadonlySet<TenantStatus> = new Set([
 function assertStatus(status: TenantStatus): TenantStatus {
   if (!STATUSES.has(status)) {
     throw new TypeError(
-      `Cannot use tenant status "${String(status)}" because it is unknown. Use one of ${[...STATUSES].join(', ')}.`,
+      `Cannot use tenant status ${quoteInput(status)} because it is unknown. Use one of ${[...STATUSES].join(', ')}.`,
     );
   }
   return status;

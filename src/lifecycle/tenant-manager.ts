@@ -10,12 +10,7 @@ import {
   TenantStateError,
 } from '../errors';
 import type { TenantKnex } from '../isolation/tenant-knex';
-import {
-  silentLogger,
-  toTenancyLogger,
-  type TenancyLogger,
-  type TenancyLoggerInput,
-} from '../logger';
+import { toTenancyLogger, type TenancyLogger, type TenancyLoggerInput } from '../logger';
 import { clause } from '../message-text';
 import { DEFAULT_TENANTS_TABLE } from '../store/central-migrations';
 import type { NewTenant, TenantPatch, TenantStore } from '../store/tenant-store';

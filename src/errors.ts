@@ -25,7 +25,9 @@ export type TenancyErrorCode =
   | 'TENANCY_CONFIG_INVALID'
   | 'TENANT_PROVISIONING_FAILED'
   | 'TENANT_STATE_INVALID'
-  | 'AUTHENTICATION_REQUIRED';
+  | 'AUTHENTICATION_REQUIRED'
+  | 'TENANT_RESOLUTION_FAILED'
+  | 'TOKEN_KEYS_UNAVAILABLE';
 
 /** Options accepted by every {@link TenancyError} constructor. */
 export interface TenancyErrorOptions {
@@ -311,5 +313,46 @@ export class AuthenticationRequiredError extends TenancyError {
     options?: TenancyErrorOptions,
   ) {
     super('AUTHENTICATION_REQUIRED', 401, 'Authentication required', message, options);
+  }
+}
+
+/**
+ * 500 `TENANT_RESOLUTION_FAILED`: a resolution strategy, membership check or
+ * user lookup failed with something other than a `TenancyError` (a bug in a
+ * custom strategy, a thrown plain `Error`). The request is refused; the
+ * process keeps serving. The original error is the `cause` (logged, never
+ * rendered).
+ *
+ * @example
+ * ```ts
+ * throw new TenantResolutionError('Cannot resolve the tenant because strategy "cookie" failed.', { cause });
+ * ```
+ */
+export class TenantResolutionError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_RESOLUTION_FAILED', 500, 'Tenant resolution failed', message, {
+      expose: false,
+      ...options,
+    });
+  }
+}
+
+/**
+ * 503 `TOKEN_KEYS_UNAVAILABLE`: the signing keys of a token's issuer could
+ * not be fetched (its JWKS endpoint is down, slow or answers garbage), so the
+ * token can be neither accepted nor refused. Retry later; a `Retry-After`
+ * is not promised.
+ *
+ * @example
+ * ```ts
+ * throw new TokenKeysUnavailableError('Cannot verify the bearer token because the keys of its issuer cannot be fetched. Retry later.');
+ * ```
+ */
+export class TokenKeysUnavailableError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TOKEN_KEYS_UNAVAILABLE', 503, 'Token keys unavailable', message, {
+      expose: true,
+      ...options,
+    });
   }
 }

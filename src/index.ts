@@ -23,6 +23,8 @@ export {
   TenancyConfigError,
   TenantProvisioningError,
   TenantStateError,
+  TenantResolutionError,
+  TokenKeysUnavailableError,
 } from './errors';
 export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
 

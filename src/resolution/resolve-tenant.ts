@@ -21,6 +21,7 @@ import {
   TenantForbiddenError,
   TenantNotFoundError,
   TenantRequiredError,
+  TenantResolutionError,
   TenantSuspendedError,
   TenantUnavailableError,
 } from '../errors';
@@ -137,6 +138,8 @@ interface Identified {
 interface Decision {
   readonly named: readonly Named[];
   readonly context: TenantContext;
+  /** The tenant was resolved by an earlier resolveTenant() on this request: its scope is entered already. */
+  readonly again?: true;
 }
 
 interface Named {
@@ -292,8 +295,37 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   // Per strategy, the label of its id in error messages (built once, not per request).
   const sourceLabels = strategies.map((strategy) => `${strategy.name} source`);
 
+  // Anything that is not a TenancyError (a bug in a custom strategy, a
+  // membership check that threw) becomes a coded 500: a plain Error would
+  // reach Express's HTML handler, and the cause is never rendered.
+  function asCoded(what: string, cause: unknown): TenancyError {
+    if (cause instanceof TenancyError) return cause;
+    return new TenantResolutionError(
+      `Cannot resolve the tenant because ${what} failed. Fix it; the cause is logged, not shown.`,
+      { cause },
+    );
+  }
+  function coded(what: string): (cause: unknown) => never {
+    return (cause) => {
+      throw asCoded(what, cause);
+    };
+  }
+  const strategyFailed = strategies.map((strategy) => coded(`strategy "${strategy.name}"`));
+  const memberFailed = coded('the membership check (isMember)');
+  const userFailed = coded('the user lookup (getUser)');
+
   function collect(acc: Identified, index: number, found: TenantResolution | undefined): void {
     if (found === undefined) return;
+    if (typeof found !== 'object' || found === null) {
+      throw new TenantResolutionError(
+        `Cannot resolve the tenant because strategy "${(strategies[index] as TenantResolutionStrategy).name}" returned ${found === null ? 'null' : typeof found}, not a TenantResolution or undefined. Fix the strategy.`,
+      );
+    }
+    if (found.accept !== undefined && typeof found.accept !== 'function') {
+      throw new TenantResolutionError(
+        `Cannot resolve the tenant because strategy "${(strategies[index] as TenantResolutionStrategy).name}" returned an accept that is not a function. Fix the strategy.`,
+      );
+    }
     if (found.user !== undefined) acc.user ??= found.user;
     if (found.tenantId === undefined) return;
     // Validated here, before any other strategy's id is compared or the store is asked.
@@ -307,20 +339,33 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
 
   function step(req: Request, acc: Identified, index: number): Maybe<Identified> {
     for (let i = index; i < strategies.length; i += 1) {
-      const found = (strategies[i] as TenantResolutionStrategy).resolve(req);
+      const failed = strategyFailed[i] as (cause: unknown) => never;
+      let found: Maybe<TenantResolution | undefined>;
+      try {
+        found = (strategies[i] as TenantResolutionStrategy).resolve(req);
+      } catch (cause) {
+        return failed(cause);
+      }
       if (isThenable(found)) {
         return found.then((value) => {
           collect(acc, i, value);
           return step(req, acc, i + 1);
-        });
+        }, failed);
       }
       collect(acc, i, found);
     }
-    if (acc.user === undefined && getUser !== undefined) {
-      return andThen(getUser(req), (user) => {
-        acc.user = user;
+    if (acc.user === undefined && req.tenantUser === undefined && getUser !== undefined) {
+      let user: Maybe<TenantUser | undefined>;
+      try {
+        user = getUser(req);
+      } catch (cause) {
+        throw asCoded('the user lookup (getUser)', cause);
+      }
+      const keep = (found: TenantUser | undefined): Identified => {
+        acc.user = found;
         return acc;
-      });
+      };
+      return isThenable(user) ? user.then(keep, userFailed) : keep(user);
     }
     return acc;
   }
@@ -362,12 +407,32 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   }
 
   function decide(req: Request, found: Identified): Maybe<Decision | undefined> {
-    const { named, user } = found;
+    const { named } = found;
+    // A second resolveTenant() on the same request (an app-level chain and a
+    // router-level one): it may agree with the tenant already resolved, never
+    // switch the request to another one, nor replace the verified user.
+    const earlier = req.tenant !== undefined && req.tenant.isActive() ? req.tenant : undefined;
+    if (
+      req.tenantUser !== undefined &&
+      found.user !== undefined &&
+      found.user.id !== req.tenantUser.id
+    ) {
+      throw new TenantConflictError(
+        `Cannot accept user "${found.user.id}" because an earlier resolveTenant() verified user "${req.tenantUser.id}" on this request. Send one identity.`,
+      );
+    }
+    const user = req.tenantUser ?? found.user;
     if (user !== undefined) req.tenantUser = user;
     const first = named[0];
     if (first === undefined) {
+      if (earlier !== undefined) return { named, context: earlier, again: true };
       if (required) throw new TenantRequiredError();
       return undefined;
+    }
+    if (earlier !== undefined && earlier.id !== first.id) {
+      throw new TenantConflictError(
+        `Cannot pick a tenant because an earlier resolveTenant() resolved "${earlier.id}" and ${first.source} names "${first.id}". Send one tenant.`,
+      );
     }
     let chosen: Named | undefined;
     for (const n of named) {
@@ -379,16 +444,25 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       if (chosen === undefined && n.trusted) chosen = n;
     }
     const source = chosen ?? first;
-    if (user === undefined || source.trusted) return admit(named, source, user);
-    return andThen(isMember(user, first.id, req), (member) => {
+    const admitted = (): Maybe<Decision> =>
+      earlier !== undefined ? { named, context: earlier, again: true } : admit(named, source, user);
+    if (user === undefined || source.trusted) return admitted();
+    let answer: Maybe<boolean>;
+    try {
+      answer = isMember(user, first.id, req);
+    } catch (cause) {
+      throw asCoded('the membership check (isMember)', cause);
+    }
+    const judge = (member: boolean): Maybe<Decision> => {
       // Only a literal true admits: a check that answers anything else fails closed.
       if (member !== true) {
         throw new TenantForbiddenError(
           `Cannot access tenant "${first.id}" because the user is not a member of it.`,
         );
       }
-      return admit(named, source, user);
-    });
+      return admitted();
+    };
+    return isThenable(answer) ? answer.then(judge, memberFailed) : judge(answer);
   }
 
   function admit(
@@ -409,14 +483,13 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   }
 
   function refuse(req: Request, next: NextFunction, error: unknown): void {
-    if (error instanceof TenancyError) {
-      logger.debug('tenant resolution refused', {
-        code: error.code,
-        status: error.status,
-        path: req.path,
-      });
-    }
-    next(error);
+    const refused = asCoded('tenant resolution', error);
+    logger.debug('tenant resolution refused', {
+      code: refused.code,
+      status: refused.status,
+      path: req.path,
+    });
+    next(refused);
   }
 
   function enter(
@@ -430,7 +503,16 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       return;
     }
     const { context, named } = decision;
-    for (const n of named) n.accept?.(req);
+    try {
+      for (const n of named) n.accept?.(req);
+    } catch (cause) {
+      refuse(req, next, asCoded("a strategy's accept()", cause));
+      return;
+    }
+    if (decision.again === true) {
+      next(); // already inside this tenant's scope, with its container
+      return;
+    }
     const child = createRequestContainer(context, parent);
     req.tenant = context;
     req.container = child;
@@ -449,10 +531,16 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       return;
     }
     if (isThenable(outcome)) {
-      outcome.then(
-        (decision) => enter(req, res, next, decision),
-        (error: unknown) => refuse(req, next, error),
-      );
+      outcome
+        .then(
+          (decision) => enter(req, res, next, decision),
+          (error: unknown) => refuse(req, next, error),
+        )
+        // enter() and refuse() catch their own failures; this only keeps a
+        // throwing downstream next() from becoming an unhandled rejection.
+        .catch((error: unknown) =>
+          logger.error('tenant resolution failed after next()', { error }),
+        );
     } else {
       enter(req, res, next, outcome);
     }

@@ -231,7 +231,9 @@ export async function createDemoApp(options: DemoAppOptions = {}): Promise<DemoA
       store,
       container: appContainer,
       logger,
-      ...(tokenReader ? { getUser: (req: Request) => tokenReader.resolve(req)?.user } : {}),
+      ...(tokenReader
+        ? { getUser: async (req: Request) => (await tokenReader.resolve(req))?.user }
+        : {}),
     }),
   );
   const api = documentsRouter();

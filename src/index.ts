@@ -141,6 +141,9 @@ export type {
   TenancyResolutionConfigInput,
   TenancyJwtConfig,
   TenancyJwtConfigInput,
+  TenancyJwtIssuerConfig,
+  TenancyJwtIssuerConfigInput,
+  TenancyClaimPath,
   TenancyPathConfig,
   TenancyPathConfigInput,
   TenancyIsolationConfig,
@@ -157,7 +160,13 @@ export type { ResolveTenantOptions } from './resolution/resolve-tenant';
 export { HeaderStrategy } from './resolution/header-strategy';
 export type { HeaderStrategyOptions } from './resolution/header-strategy';
 export { JwtClaimStrategy } from './resolution/jwt-claim-strategy';
-export type { JwtClaimStrategyOptions } from './resolution/jwt-claim-strategy';
+export type {
+  JwtClaimStrategyOptions,
+  JwtIssuerOptions,
+  JwtTenantIdMapper,
+} from './resolution/jwt-claim-strategy';
+export { parseClaimPath, readClaim } from './context/claim-path';
+export type { ClaimPath, ParsedClaimPath } from './context/claim-path';
 export { SubdomainStrategy } from './resolution/subdomain-strategy';
 export type { SubdomainStrategyOptions } from './resolution/subdomain-strategy';
 export { PathStrategy } from './resolution/path-strategy';

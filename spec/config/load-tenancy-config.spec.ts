@@ -170,6 +170,9 @@ describe('loadTenancyConfig()', () => {
         tenantsClaim: 'orgs',
         userClaim: 'uid',
         maxTokenLength: 8192,
+        jwksCacheMaxAgeMs: 600_000,
+        jwksCooldownMs: 30_000,
+        jwksTimeoutMs: 5_000,
       },
       path: { prefix: '/t', stripTenantSegment: false },
     });

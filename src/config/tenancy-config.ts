@@ -34,52 +34,122 @@ export type IsolationMode = 'row' | 'schema' | 'database';
 /** What the subdomain strategy does with the bare configured domain (no tenant label). */
 export type BareDomainPolicy = 'refuse' | 'skip';
 
+/**
+ * One allow-listed token issuer with its own keys, in `tenancy.resolution.jwt.issuer`:
+ *
+ * ```yaml
+ * jwt:
+ *   algorithms: [RS256]
+ *   audience: https://api.example.com
+ *   issuer:
+ *     - issuer: https://acme.eu.auth0.com/
+ *       jwksUri: https://acme.eu.auth0.com/.well-known/jwks.json
+ *     - issuer: https://sso.example.com/realms/app
+ *       jwksUri: https://sso.example.com/realms/app/protocol/openid-connect/certs
+ *       audience: account
+ * ```
+ */
+export interface TenancyJwtIssuerConfigInput {
+  /** The exact `iss` of this issuer's tokens. Required. */
+  readonly issuer?: string;
+  /** JWKS URL of the issuer (`https:`, or `http:` on loopback). Exactly one of `jwksUri`/`publicKey`/`secret`. */
+  readonly jwksUri?: string;
+  /** PEM public key of the issuer. */
+  readonly publicKey?: string;
+  /** HMAC secret of the issuer (at least 32 bytes). */
+  readonly secret?: string;
+  /** Required `aud` value(s) of its tokens. Default: the jwt `audience`. */
+  readonly audience?: string | readonly string[];
+  /** Accepted algorithms. Default: the jwt `algorithms`. */
+  readonly algorithms?: readonly string[] | string;
+}
+
+/** A validated issuer entry (defaults from the jwt section filled in). */
+export interface TenancyJwtIssuerConfig {
+  readonly issuer: string;
+  readonly jwksUri?: string;
+  readonly publicKey?: string;
+  readonly secret?: string;
+  readonly audience?: readonly string[];
+  readonly algorithms: readonly string[];
+}
+
+/**
+ * A claim path: `tid`, `org.id`, or a namespaced claim
+ * `https://example.com/claims.tenant` (everything up to the first dot after
+ * the last `/` is one key); a list of keys for anything else.
+ */
+export type TenancyClaimPath = string | readonly string[];
+
 /** JWT verification settings of the `jwt_claim` strategy. */
 export interface TenancyJwtConfigInput {
-  /** HMAC secret (HS256/384/512), at least 32 bytes. Exactly one of `secret`/`publicKey`. */
+  /** HMAC secret (HS256/384/512), at least 32 bytes. Exactly one of `secret`/`publicKey`/`jwksUri` (single issuer). */
   readonly secret?: string;
-  /** PEM public key (RS*, PS*, ES*). Exactly one of `secret`/`publicKey`. */
+  /** PEM public key (RS*, PS*, ES*). */
   readonly publicKey?: string;
-  /** Accepted algorithms. Required, never `none`, one key family only. */
+  /**
+   * URL of the issuer's JWKS (`https:`; `http:` only on a loopback host):
+   * keys cached and picked by `kid`, rotation picked up without a restart.
+   */
+  readonly jwksUri?: string;
+  /** Accepted algorithms. Required, never `none`, one key family per static key, no HS* with a JWKS. */
   readonly algorithms?: readonly string[] | string;
   /** Required `aud` value(s). Default: not checked. */
   readonly audience?: string | readonly string[];
-  /** Required `iss` value(s). Default: not checked. */
-  readonly issuer?: string | readonly string[];
+  /**
+   * Required `iss` value(s) of the one key above, or a list of issuers with
+   * their own keys ({@link TenancyJwtIssuerConfigInput}): a token's `iss`
+   * picks its issuer, any other `iss` is 401. Default: not checked.
+   */
+  readonly issuer?: string | readonly string[] | readonly TenancyJwtIssuerConfigInput[];
   /** Seconds of clock skew tolerated for `exp`/`nbf`. Default: `0`. */
   readonly clockTolerance?: number;
-  /** Claim holding the tenant id. Default: `tid`. */
-  readonly claim?: string;
-  /** Claim holding the array of tenant ids the user belongs to. Default: `tenants`. */
-  readonly tenantsClaim?: string;
-  /** Claim holding the user id. Default: `sub`. */
-  readonly userClaim?: string;
+  /** Claim path of the tenant id. Default: `tid`. */
+  readonly claim?: TenancyClaimPath;
+  /** Claim path of the array of tenant ids the user belongs to. Default: `tenants`. */
+  readonly tenantsClaim?: TenancyClaimPath;
+  /** Claim path of the user id. Default: `sub`. */
+  readonly userClaim?: TenancyClaimPath;
   /** Longest accepted token, in characters. Default: `8192`. */
   readonly maxTokenLength?: number;
+  /** How long a fetched JWKS is used, in ms. Default: `600000`. */
+  readonly jwksCacheMaxAgeMs?: number;
+  /** Least time between two JWKS fetches caused by an unknown `kid`, in ms. Default: `30000`. */
+  readonly jwksCooldownMs?: number;
+  /** How long a JWKS fetch may take before the request gets 503, in ms. Default: `5000`. */
+  readonly jwksTimeoutMs?: number;
 }
 
 /** Validated JWT settings. */
 export interface TenancyJwtConfig {
-  /** HMAC secret, when HS* algorithms are used. */
+  /** HMAC secret, when HS* algorithms are used with one key. */
   readonly secret?: string;
-  /** PEM public key, when RS/PS/ES algorithms are used. */
+  /** PEM public key, when RS/PS/ES algorithms are used with one key. */
   readonly publicKey?: string;
-  /** Accepted algorithms (non-empty, one key family). */
+  /** JWKS URL of the one issuer. */
+  readonly jwksUri?: string;
+  /** Accepted algorithms (non-empty); the default of each issuer entry. */
   readonly algorithms: readonly string[];
-  /** Required `aud` value(s), if any. */
+  /** Required `aud` value(s), if any; the default of each issuer entry. */
   readonly audience?: readonly string[];
-  /** Required `iss` value(s), if any. */
-  readonly issuer?: readonly string[];
+  /** Required `iss` value(s) of the one key, or the allow-listed issuers with their own keys. */
+  readonly issuer?: readonly string[] | readonly TenancyJwtIssuerConfig[];
   /** Seconds of clock skew tolerated. */
   readonly clockTolerance: number;
-  /** Claim holding the tenant id. */
-  readonly claim: string;
-  /** Claim holding the array of member tenant ids. */
-  readonly tenantsClaim: string;
-  /** Claim holding the user id. */
-  readonly userClaim: string;
+  /** Claim path of the tenant id. */
+  readonly claim: TenancyClaimPath;
+  /** Claim path of the array of member tenant ids. */
+  readonly tenantsClaim: TenancyClaimPath;
+  /** Claim path of the user id. */
+  readonly userClaim: TenancyClaimPath;
   /** Longest accepted token, in characters. */
   readonly maxTokenLength: number;
+  /** JWKS cache lifetime, in ms. */
+  readonly jwksCacheMaxAgeMs: number;
+  /** JWKS refetch cooldown, in ms. */
+  readonly jwksCooldownMs: number;
+  /** JWKS fetch timeout, in ms. */
+  readonly jwksTimeoutMs: number;
 }
 
 /** Settings of the `path` strategy. */

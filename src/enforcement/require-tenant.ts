@@ -1,5 +1,10 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { claimMembership, type TenantMembershipCheck } from '../context/tenant-membership';
+import type { ClaimPath } from '../context/claim-path';
+import {
+  claimMembership,
+  type ClaimMembershipOptions,
+  type TenantMembershipCheck,
+} from '../context/tenant-membership';
 import {
   AuthenticationRequiredError,
   TenancyConfigError,
@@ -23,10 +28,12 @@ export interface RequireTenantOptions {
    * Default: `claimMembership({ claim, tenantsClaim })`.
    */
   readonly isMember?: TenantMembershipCheck;
-  /** Token claim holding the user's tenant id, for the default check. Default: `tid`. */
-  readonly claim?: string;
-  /** Token claim holding the user's tenant ids, for the default check. Default: `tenants`. */
-  readonly tenantsClaim?: string;
+  /** Claim path of the user's tenant id, for the default check. Default: `tid`. */
+  readonly claim?: ClaimPath;
+  /** Claim path of the user's tenant ids, for the default check. Default: `tenants`. */
+  readonly tenantsClaim?: ClaimPath;
+  /** Maps claim values to tenant ids for the default check (as the jwt_claim `mapTenantId`). Default: none. */
+  readonly mapTenantId?: ClaimMembershipOptions['mapTenantId'];
 }
 
 /**
@@ -54,6 +61,7 @@ export function requireTenant(options: RequireTenantOptions = {}): RequestHandle
     claimMembership({
       claim: options.claim ?? 'tid',
       tenantsClaim: options.tenantsClaim ?? 'tenants',
+      ...(options.mapTenantId !== undefined ? { mapTenantId: options.mapTenantId } : {}),
     });
   if (typeof isMember !== 'function') {
     throw new TenancyConfigError(

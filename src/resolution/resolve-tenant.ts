@@ -11,6 +11,7 @@ import type {
 import { createRequestContainer, ensureTenancyRegistered } from '../context/tenant-container';
 import { TenantContext, type TenantUser } from '../context/tenant-context';
 import { assertValidTenantId } from '../context/tenant-id';
+import type { ClaimPath } from '../context/claim-path';
 import { claimMembership, type TenantMembershipCheck } from '../context/tenant-membership';
 import type { TenantRecord } from '../context/tenant-record';
 import { runInTenantScope } from '../context/tenant-scope';
@@ -58,7 +59,7 @@ export interface ResolveTenantOptions {
   /** Labels the `subdomain` strategy ignores (`www`). Default: `[]`. */
   readonly ignoredSubdomains?: readonly string[];
   /** Verification settings of the `jwt_claim` strategy. Default: config `jwt`. Required for `jwt_claim`. */
-  readonly jwt?: JwtClaimStrategyOptions & { readonly tenantsClaim?: string };
+  readonly jwt?: JwtClaimStrategyOptions & { readonly tenantsClaim?: ClaimPath };
   /** Settings of the `path` strategy. Default: config `path`, else `{ prefix: '/api/v1', stripTenantSegment: true }`. */
   readonly path?: PathStrategyOptions;
   /**
@@ -274,7 +275,11 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   const jwt = options.jwt ?? config?.jwt;
   const isMember =
     options.isMember ??
-    claimMembership({ claim: jwt?.claim ?? 'tid', tenantsClaim: jwt?.tenantsClaim ?? 'tenants' });
+    claimMembership({
+      claim: jwt?.claim ?? 'tid',
+      tenantsClaim: jwt?.tenantsClaim ?? 'tenants',
+      ...(options.jwt?.mapTenantId !== undefined ? { mapTenantId: options.jwt.mapTenantId } : {}),
+    });
   if (typeof isMember !== 'function') {
     throw new TenancyConfigError(
       'Cannot use isMember because it is not a function (user, tenantId, req) => boolean.',

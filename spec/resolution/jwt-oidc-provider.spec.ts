@@ -105,7 +105,7 @@ class TestProvider {
       extraTokenClaims: (_ctx, token) =>
         token.clientId === 'svc-acme'
           ? { org_id: 'org_9ybsU1dN2dKfDkBi', [NAMESPACE]: { tenant: 'acme' } }
-          : { org_id: 'org_unknown', [NAMESPACE]: { tenant: 'globex' } },
+          : { org_id: 'org_unknown', [NAMESPACE]: { tenant: 'globex', tenants: ['globex'] } },
     });
     this.#handler = provider.callback();
   }
@@ -243,6 +243,43 @@ describe('JwtClaimStrategy with a real OpenID Provider (oidc-provider, JWKS)', f
     } finally {
       a.rotate([keyA1]);
     }
+  });
+
+  it('works from the config file shape (tenancy.resolution.jwt with a list of issuers), membership through a namespaced tenants claim', async () => {
+    const app = express();
+    app.use(
+      resolveTenant({
+        store: testTenants(),
+        config: {
+          strategy: ['jwt_claim', 'header'],
+          jwt: {
+            algorithms: ['RS256'],
+            audience: AUDIENCE,
+            claim: 'tid', // absent from these tokens: the header names the tenant
+            tenantsClaim: `${NAMESPACE}.tenants`,
+            issuer: [
+              { issuer: a.issuer, jwksUri: a.jwksUri },
+              { issuer: b.issuer, jwksUri: b.jwksUri },
+            ],
+          },
+        },
+      }),
+    );
+    app.use(echo);
+    app.use(tenancyErrorHandler());
+    const token = await b.token('svc-globex');
+    const ok = await request(app)
+      .get('/')
+      .auth(token, { type: 'bearer' })
+      .set('X-Tenant-ID', 'globex')
+      .expect(200);
+    expect(ok.body).to.include({ tenant: 'globex', source: 'header', user: 'svc-globex' });
+    const res = await request(app)
+      .get('/')
+      .auth(token, { type: 'bearer' })
+      .set('X-Tenant-ID', 'acme')
+      .expect(403);
+    expect(JSON.parse(res.text)).to.include({ code: 'TENANT_FORBIDDEN' });
   });
 
   describe('several issuers, each verified only by its own keys', () => {

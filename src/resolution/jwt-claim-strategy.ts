@@ -4,6 +4,7 @@ import {
   createRemoteJWKSet,
   decodeJwt,
   errors as jose,
+  importJWK,
   jwtVerify,
   type JWTPayload,
   type JWTVerifyGetKey,
@@ -126,7 +127,7 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
 
 interface Verifier {
-  readonly key: KeyObject | JWTVerifyGetKey;
+  readonly key: JWTVerifyGetKey;
   readonly options: JWTVerifyOptions;
 }
 
@@ -181,6 +182,25 @@ function staticKey(
       `Cannot verify ${algorithms.join('/')} tokens with a ${String(type)} key. Pass a matching public key.`,
     );
   return key;
+}
+
+/**
+ * A static key as jose wants it: imported once per algorithm as a CryptoKey.
+ * Handing jose the KeyObject makes it convert the key on every call, which
+ * made the static path slower than a cached JWKS key.
+ */
+function preparedKey(key: KeyObject): JWTVerifyGetKey {
+  const jwk = key.export({ format: 'jwk' });
+  const imported = new Map<string, ReturnType<typeof importJWK>>();
+  return (header) => {
+    const alg = header.alg as string; // jose checked it against the allow-list before asking
+    let found = imported.get(alg);
+    if (found === undefined) {
+      found = importJWK(jwk, alg) as ReturnType<typeof importJWK>;
+      imported.set(alg, found);
+    }
+    return found;
+  };
 }
 
 function jwksUrl(value: string | URL, where: string): URL {
@@ -342,7 +362,7 @@ export class JwtClaimStrategy implements TenantResolutionStrategy {
           `Cannot verify tokens of ${where} because it needs exactly one of jwksUri, publicKey (RS*/PS*/ES*) or secret (HS*). Set one.`,
         );
       }
-      let key: KeyObject | JWTVerifyGetKey;
+      let key: JWTVerifyGetKey;
       if (keys.jwksUri !== undefined) {
         checkJwksAlgorithms(algorithms, fail, `the ${where} algorithms`);
         const set = createRemoteJWKSet(jwksUrl(keys.jwksUri, where), remote);
@@ -365,7 +385,7 @@ export class JwtClaimStrategy implements TenantResolutionStrategy {
           }
         };
       } else {
-        key = staticKey(where, algorithms, keys.secret, keys.publicKey);
+        key = preparedKey(staticKey(where, algorithms, keys.secret, keys.publicKey));
       }
       return {
         key,

@@ -27,7 +27,8 @@ export type TenancyErrorCode =
   | 'TENANT_STATE_INVALID'
   | 'AUTHENTICATION_REQUIRED'
   | 'TENANT_RESOLUTION_FAILED'
-  | 'TOKEN_KEYS_UNAVAILABLE';
+  | 'TOKEN_KEYS_UNAVAILABLE'
+  | 'DOMAIN_VERIFICATION_FAILED';
 
 /** Options accepted by every {@link TenancyError} constructor. */
 export interface TenancyErrorOptions {
@@ -354,5 +355,21 @@ export class TokenKeysUnavailableError extends TenancyError {
       expose: true,
       ...options,
     });
+  }
+}
+
+/**
+ * 409 `DOMAIN_VERIFICATION_FAILED`: a tenant's custom domain could not be
+ * verified (the DNS TXT record or HTTP token is missing or wrong), so it
+ * stays unverified and does not resolve.
+ *
+ * @example
+ * ```ts
+ * throw new DomainVerificationError('Cannot verify app.acme-corp.com because its TXT record is missing.');
+ * ```
+ */
+export class DomainVerificationError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('DOMAIN_VERIFICATION_FAILED', 409, 'Domain not verified', message, options);
   }
 }

@@ -25,6 +25,7 @@ export {
   TenantStateError,
   TenantResolutionError,
   TokenKeysUnavailableError,
+  DomainVerificationError,
 } from './errors';
 export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
 
@@ -54,6 +55,7 @@ export { onTenancyAudit } from './context/audit';
 export type { TenancyAuditEvent, TenancyAuditListener } from './context/audit';
 export type {
   TenantRecord,
+  TenantDomain,
   TenantStatus,
   TenantIsolationSettings,
   TenantDatabaseSettings,
@@ -170,6 +172,9 @@ export type { ClaimPath, ParsedClaimPath } from './context/claim-path';
 export { SubdomainStrategy } from './resolution/subdomain-strategy';
 export type { SubdomainStrategyOptions } from './resolution/subdomain-strategy';
 export { PathStrategy } from './resolution/path-strategy';
+export { DomainStrategy } from './resolution/domain-strategy';
+export type { DomainStrategyOptions } from './resolution/domain-strategy';
+export { normalizeHostname } from './context/host-name';
 export type { PathStrategyOptions } from './resolution/path-strategy';
 export type {
   TenantResolution,
@@ -190,9 +195,15 @@ export { AuthenticationRequiredError } from './errors';
 // end of HTTP half
 
 // Lifecycle
-export { TenantManager, TENANT_MANAGER_OPTIONS } from './lifecycle/tenant-manager';
+export {
+  TenantManager,
+  TENANT_MANAGER_OPTIONS,
+  dnsTxtDomainVerifier,
+} from './lifecycle/tenant-manager';
 export type {
   TenantManagerOptions,
+  DomainChallenge,
+  DomainVerifier,
   CreateTenantInput,
   TenantCacheInvalidator,
 } from './lifecycle/tenant-manager';

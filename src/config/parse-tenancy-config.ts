@@ -355,6 +355,8 @@ function parseResolution(raw: unknown): TenancyResolutionConfig {
   const r = section(raw, 'tenancy.resolution', [
     'strategy',
     'domain',
+    'domains',
+    'foreignHosts',
     'bareDomain',
     'header',
     'jwt',
@@ -380,8 +382,25 @@ function parseResolution(raw: unknown): TenancyResolutionConfig {
     seen.add(name);
   }
   const strategy = names as TenantStrategyName[];
-  const domainRaw = optString(r.domain, 'tenancy.resolution.domain');
-  const domain = domainRaw === undefined ? undefined : normalizeDomain(domainRaw);
+  // `domains` is the validated form of a `domain` list (accepted so a parsed config parses again).
+  const listed = Array.isArray(r.domains)
+    ? r.domains
+    : Array.isArray(r.domain)
+      ? r.domain
+      : undefined;
+  const domainList =
+    listed !== undefined
+      ? (list(listed, 'tenancy.resolution.domain') ?? []).map((d) => normalizeDomain(d))
+      : undefined;
+  if (domainList !== undefined && domainList.length === 0) {
+    fail(
+      'Cannot use an empty tenancy.resolution.domain list. List at least one domain or remove it.',
+    );
+  }
+  const domainRaw =
+    domainList === undefined ? optString(r.domain, 'tenancy.resolution.domain') : undefined;
+  const domain =
+    domainList?.[0] ?? (domainRaw === undefined ? undefined : normalizeDomain(domainRaw));
   if (strategy.includes('subdomain') && domain === undefined) {
     fail(
       'Cannot use strategy "subdomain" because tenancy.resolution.domain is missing. Set it, e.g. domain: lexigram.dev.',
@@ -407,6 +426,17 @@ function parseResolution(raw: unknown): TenancyResolutionConfig {
   return Object.freeze({
     strategy: Object.freeze(strategy),
     ...(domain !== undefined ? { domain } : {}),
+    ...(domainList !== undefined ? { domains: Object.freeze(domainList) } : {}),
+    ...(r.foreignHosts !== undefined && r.foreignHosts !== null
+      ? {
+          foreignHosts: oneOf(
+            r.foreignHosts,
+            'tenancy.resolution.foreignHosts',
+            ['refuse', 'skip'] as const,
+            'refuse',
+          ),
+        }
+      : {}),
     bareDomain: oneOf(
       r.bareDomain,
       'tenancy.resolution.bareDomain',

@@ -18,7 +18,7 @@
  */
 
 /** The names of the built-in resolution strategies. */
-export type TenantStrategyName = 'header' | 'jwt_claim' | 'subdomain' | 'path';
+export type TenantStrategyName = 'header' | 'jwt_claim' | 'subdomain' | 'path' | 'domain';
 
 /** Every built-in strategy name, in documentation order. */
 export const TENANT_STRATEGY_NAMES: readonly TenantStrategyName[] = Object.freeze([
@@ -26,6 +26,7 @@ export const TENANT_STRATEGY_NAMES: readonly TenantStrategyName[] = Object.freez
   'jwt_claim',
   'subdomain',
   'path',
+  'domain',
 ]);
 
 /** The isolation modes. */
@@ -179,8 +180,17 @@ export interface TenancyResolutionConfigInput {
    * comma-separated string. Checked at load time. Default: `header`.
    */
   readonly strategy?: string | readonly string[];
-  /** Domain under which `<tenant>.<domain>` hosts live. Required for `subdomain`. */
-  readonly domain?: string;
+  /**
+   * Domain under which `<tenant>.<domain>` hosts live, or a list of them.
+   * Required for `subdomain`; the `domain` strategy skips hosts under them.
+   */
+  readonly domain?: string | readonly string[];
+  /**
+   * What `subdomain` does with a host outside its domains: `refuse` (400
+   * `HOST_INVALID`) or `skip` (for a later `domain` strategy). Default:
+   * `skip` when the chain has `domain`, else `refuse`.
+   */
+  readonly foreignHosts?: 'refuse' | 'skip';
   /** What the bare `domain` host resolves to. Default: `refuse` (400 `HOST_INVALID`). */
   readonly bareDomain?: BareDomainPolicy;
   /** Header read by the `header` strategy. Default: `X-Tenant-ID`. */
@@ -201,8 +211,12 @@ export interface TenancyResolutionConfigInput {
 export interface TenancyResolutionConfig {
   /** Strategies, in the order they run. */
   readonly strategy: readonly TenantStrategyName[];
-  /** Subdomain base domain (lower case), if configured. */
+  /** Subdomain base domain (lower case), if configured: the first of `domains`. */
   readonly domain?: string;
+  /** Every subdomain base domain (lower case), when a list was configured. */
+  readonly domains?: readonly string[];
+  /** What `subdomain` does with a host outside its domains, when set. */
+  readonly foreignHosts?: 'refuse' | 'skip';
   /** What the bare domain host resolves to. */
   readonly bareDomain: BareDomainPolicy;
   /** Header read by the `header` strategy. */

@@ -29,6 +29,7 @@ import {
 import { silentLogger, type TenancyLogger } from '../logger';
 import { CachedTenantStore } from '../store/cached-tenant-store';
 import type { TenantStore } from '../store/tenant-store';
+import { DomainStrategy } from './domain-strategy';
 import { HeaderStrategy } from './header-strategy';
 import { JwtClaimStrategy, type JwtClaimStrategyOptions } from './jwt-claim-strategy';
 import { PathStrategy, type PathStrategyOptions } from './path-strategy';
@@ -52,8 +53,19 @@ export interface ResolveTenantOptions {
   readonly strategies?: readonly (TenantStrategyName | TenantResolutionStrategy)[];
   /** Header of the `header` strategy. Default: config `header`, else `X-Tenant-ID`. */
   readonly header?: string;
-  /** Domain of the `subdomain` strategy. Default: config `domain`. Required for `subdomain`. */
-  readonly domain?: string;
+  /**
+   * Domain(s) of the `subdomain` strategy (`lexigram.dev`, or a list). Also the
+   * platform domains the `domain` strategy skips. Default: config `domain`.
+   * Required for `subdomain`.
+   */
+  readonly domain?: string | readonly string[];
+  /**
+   * What the `subdomain` strategy does with a host outside its domains:
+   * `refuse` (400 `HOST_INVALID`) or `skip` (so a later `domain` strategy can
+   * look it up as a custom domain). Default: config `foreignHosts`, else
+   * `refuse`; `skip` when the chain also runs `domain`.
+   */
+  readonly foreignHosts?: 'refuse' | 'skip';
   /** Bare-domain policy of the `subdomain` strategy. Default: config `bareDomain`, else `refuse`. */
   readonly bareDomain?: BareDomainPolicy;
   /** Labels the `subdomain` strategy ignores (`www`). Default: `[]`. */
@@ -160,6 +172,15 @@ function resolutionSection(
   return parseResolutionConfig(config);
 }
 
+function platformDomains(
+  options: ResolveTenantOptions,
+  config: TenancyResolutionConfig | undefined,
+): readonly string[] {
+  const given = options.domain ?? config?.domains ?? config?.domain;
+  if (given === undefined) return [];
+  return typeof given === 'string' ? [given] : given;
+}
+
 function buildStrategies(
   options: ResolveTenantOptions,
   config: TenancyResolutionConfig | undefined,
@@ -180,8 +201,14 @@ function buildStrategies(
             header: options.header ?? config?.header ?? 'X-Tenant-ID',
           });
           break;
+        case 'domain':
+          strategy = new DomainStrategy({
+            store: options.store,
+            platformDomains: platformDomains(options, config),
+          });
+          break;
         case 'subdomain': {
-          const domain = options.domain ?? config?.domain;
+          const domain = options.domain ?? config?.domains ?? config?.domain;
           if (domain === undefined) {
             throw new TenancyConfigError(
               'Cannot use strategy "subdomain" because no domain is configured. Pass domain, e.g. "lexigram.dev".',
@@ -191,6 +218,10 @@ function buildStrategies(
             domain,
             bareDomain: options.bareDomain ?? config?.bareDomain ?? 'refuse',
             ignoredLabels: options.ignoredSubdomains ?? [],
+            foreignHosts:
+              options.foreignHosts ??
+              config?.foreignHosts ??
+              (wanted.includes('domain') ? 'skip' : 'refuse'),
           });
           break;
         }
@@ -209,7 +240,7 @@ function buildStrategies(
           break;
         default:
           throw new TenancyConfigError(
-            `Cannot use strategy "${String(entry)}" because it is unknown. Use header, jwt_claim, subdomain, path or a TenantResolutionStrategy object.`,
+            `Cannot use strategy "${String(entry)}" because it is unknown. Use header, jwt_claim, subdomain, path, domain or a TenantResolutionStrategy object.`,
           );
       }
     } else if (

@@ -13,6 +13,7 @@ import {
   TenantManager,
   migrateCentral,
   normalizeHostname,
+  parseResolutionConfig,
   type DomainChallenge,
   type TenantStore,
 } from '../../src/index';
@@ -186,6 +187,43 @@ describe('custom domains', () => {
         TenancyConfigError,
         /findByDomain/,
       );
+    });
+  });
+
+  describe('from the config (tenancy.resolution)', () => {
+    it('reads strategy domain, a list of domains and foreignHosts, and parses its own output again', () => {
+      const parsed = parseResolutionConfig({
+        strategy: 'subdomain,domain',
+        domain: ['Lexigram.dev', 'lexigram.eu'],
+        foreignHosts: 'skip',
+      });
+      expect(parsed).to.deep.include({
+        strategy: ['subdomain', 'domain'],
+        domain: 'lexigram.dev',
+        domains: ['lexigram.dev', 'lexigram.eu'],
+        foreignHosts: 'skip',
+      });
+      expect(parseResolutionConfig(parsed)).to.deep.equal(parsed);
+      expect(() => parseResolutionConfig({ domain: [] })).to.throw(TenancyConfigError, /empty/);
+      expect(() => parseResolutionConfig({ foreignHosts: 'maybe' })).to.throw(
+        TenancyConfigError,
+        /foreignHosts/,
+      );
+    });
+
+    it('serves both platform domains and custom domains from that config', async () => {
+      const { app } = createApp({
+        config: {
+          strategy: ['subdomain', 'domain'],
+          domain: ['lexigram.dev', 'lexigram.eu'],
+        },
+        store: tenants(),
+      });
+      await request(app).get('/').set('Host', 'acme.lexigram.eu').expect(200);
+      const res = await request(app).get('/').set('Host', 'app.acme-corp.com').expect(200);
+      expect(res.body).to.include({ tenant: 'acme', source: 'domain' });
+      // a host under a platform domain is never looked up as a custom domain
+      await request(app).get('/').set('Host', 'a.b.lexigram.eu').expect(400);
     });
   });
 

@@ -8,9 +8,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express, { Router, type Express, type Request } from 'express';
 import knexFactory, { type Knex } from 'knex';
-import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { container as rootContainer } from 'tsyringe';
 import {
   CachedTenantStore,
+  getTenantRequest,
+  tenantHandler,
   JwtClaimStrategy,
   KnexTenantStore,
   loadTenancyConfig,
@@ -111,7 +113,7 @@ function loadConfig(options: DemoAppOptions): TenancyConfig {
 
 function documentsRouter(): Router {
   const router = Router();
-  const docs = (req: Request) => (req.container as DependencyContainer).resolve(DocumentService);
+  const docs = (req: Request) => getTenantRequest(req).container.resolve(DocumentService);
   router.get('/documents', async (req, res) => {
     res.json({ documents: await docs(req).list() });
   });
@@ -135,10 +137,12 @@ function documentsRouter(): Router {
     if (!(await docs(req).remove(req.params.id))) throw documentNotFound();
     res.status(204).end();
   });
-  router.get('/settings', (req, res) => {
-    const controller = (req.container as DependencyContainer).resolve(OrganizationController);
-    res.json(controller.settings());
-  });
+  router.get(
+    '/settings',
+    tenantHandler((req, res) => {
+      res.json(req.container.resolve(OrganizationController).settings());
+    }),
+  );
   return router;
 }
 

@@ -180,10 +180,12 @@ export type {
   TenantResolution,
   TenantResolutionStrategy,
 } from './resolution/tenant-resolution-strategy';
-export type { TenantRequest } from './resolution/tenant-request';
+export type { TenantRequest } from './context/tenant-request';
 export { claimMembership } from './context/tenant-membership';
 export type { TenantMembershipCheck, ClaimMembershipOptions } from './context/tenant-membership';
 export { requireTenant } from './enforcement/require-tenant';
+export { tenantHandler, getTenantRequest, tryTenantRequest } from './enforcement/tenant-handler';
+export type { TenantHandler } from './enforcement/tenant-handler';
 export type { RequireTenantOptions } from './enforcement/require-tenant';
 export { TenantScoped } from './enforcement/tenant-scoped';
 export { tenancyErrorHandler } from './enforcement/tenancy-error-handler';

@@ -34,7 +34,7 @@ import { HeaderStrategy } from './header-strategy';
 import { JwtClaimStrategy, type JwtClaimStrategyOptions } from './jwt-claim-strategy';
 import { PathStrategy, type PathStrategyOptions } from './path-strategy';
 import { SubdomainStrategy } from './subdomain-strategy';
-import './tenant-request';
+import '../context/tenant-request';
 import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolution-strategy';
 
 /** Options of {@link resolveTenant}. Explicit options win over `config`. */

@@ -28,7 +28,8 @@ export type TenancyErrorCode =
   | 'AUTHENTICATION_REQUIRED'
   | 'TENANT_RESOLUTION_FAILED'
   | 'TOKEN_KEYS_UNAVAILABLE'
-  | 'DOMAIN_VERIFICATION_FAILED';
+  | 'DOMAIN_VERIFICATION_FAILED'
+  | 'REQUEST_INVALID';
 
 /** Options accepted by every {@link TenancyError} constructor. */
 export interface TenancyErrorOptions {
@@ -371,5 +372,21 @@ export class TokenKeysUnavailableError extends TenancyError {
 export class DomainVerificationError extends TenancyError {
   constructor(message: string, options?: TenancyErrorOptions) {
     super('DOMAIN_VERIFICATION_FAILED', 409, 'Domain not verified', message, options);
+  }
+}
+
+/**
+ * 400 `REQUEST_INVALID`: the request cannot be read safely as HTTP defines
+ * it, e.g. so many headers that the parser may have dropped some (a
+ * conflicting `X-Tenant-ID` among them).
+ *
+ * @example
+ * ```ts
+ * throw new RequestInvalidError('Cannot resolve a tenant because the request has 2000 or more headers.');
+ * ```
+ */
+export class RequestInvalidError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('REQUEST_INVALID', 400, 'Invalid request', message, options);
   }
 }

@@ -26,6 +26,7 @@ export {
   TenantResolutionError,
   TokenKeysUnavailableError,
   DomainVerificationError,
+  RequestInvalidError,
 } from './errors';
 export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
 

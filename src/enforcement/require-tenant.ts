@@ -8,6 +8,7 @@ import {
 import {
   AuthenticationRequiredError,
   TenancyConfigError,
+  TenantConflictError,
   TenantForbiddenError,
   TenantRequiredError,
 } from '../errors';
@@ -32,6 +33,16 @@ export interface RequireTenantOptions {
   readonly claim?: ClaimPath;
   /** Claim path of the user's tenant ids, for the default check. Default: `tenants`. */
   readonly tenantsClaim?: ClaimPath;
+  /**
+   * A route parameter that names the tenant (`/api/v1/:tenant` with the path
+   * strategy's `stripTenantSegment: false`): it must equal the resolved
+   * tenant, else 403 `TENANT_CONFLICT`, so a handler reading
+   * `req.params.tenant` never acts for a tenant that was not resolved and
+   * checked. Mount the guard on the parameterised path:
+   * `app.use('/api/v1/:tenant', requireTenant({ param: 'tenant' }), router)`.
+   * Default: none.
+   */
+  readonly param?: string;
   /** Maps claim values to tenant ids for the default check (as the jwt_claim `mapTenantId`). Default: none. */
   readonly mapTenantId?: ClaimMembershipOptions['mapTenantId'];
 }
@@ -69,11 +80,26 @@ export function requireTenant(options: RequireTenantOptions = {}): RequestHandle
     );
   }
 
+  const param = options.param;
+  if (param !== undefined && (typeof param !== 'string' || param === '')) {
+    throw new TenancyConfigError(
+      'Cannot use requireTenant({ param }) because it is not a route parameter name such as "tenant".',
+    );
+  }
+
   return function requireTenantMiddleware(req: Request, _res: Response, next: NextFunction): void {
     try {
       const tenant = req.tenant;
       // A context from another scope (a stale req.tenant) does not count: fail closed.
       if (tenant === undefined || !tenant.isActive()) throw new TenantRequiredError();
+      if (param !== undefined) {
+        const named: unknown = (req.params as Record<string, unknown> | undefined)?.[param];
+        if (named !== tenant.id) {
+          throw new TenantConflictError(
+            `Cannot serve this route because its :${param} parameter does not name the resolved tenant "${tenant.id}". Use the tenant's own path.`,
+          );
+        }
+      }
       const user = req.tenantUser;
       if (user === undefined) {
         if (requireUser) throw new AuthenticationRequiredError();

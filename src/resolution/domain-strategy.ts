@@ -3,6 +3,7 @@ import { normalizeHostname } from '../context/host-name';
 import type { TenantRecord } from '../context/tenant-record';
 import { HostInvalidError, TenancyConfigError, TenantUnavailableError } from '../errors';
 import type { TenantStore } from '../store/tenant-store';
+import { requestTarget } from './request-target';
 import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolution-strategy';
 
 /** Options of {@link DomainStrategy}. */
@@ -89,7 +90,7 @@ export class DomainStrategy implements TenantResolutionStrategy {
   }
 
   resolve(req: Request): TenantResolution | undefined | Promise<TenantResolution | undefined> {
-    const raw: unknown = req.hostname;
+    const raw: unknown = requestTarget(req).hostname;
     if (typeof raw !== 'string' || raw === '') {
       throw new HostInvalidError(
         'Cannot resolve a tenant because the request has no host. Send a Host header.',

@@ -33,6 +33,7 @@ import { DomainStrategy } from './domain-strategy';
 import { HeaderStrategy } from './header-strategy';
 import { JwtClaimStrategy, type JwtClaimStrategyOptions } from './jwt-claim-strategy';
 import { PathStrategy, type PathStrategyOptions } from './path-strategy';
+import { checkRequestHeaders } from './request-target';
 import { SubdomainStrategy } from './subdomain-strategy';
 import '../context/tenant-request';
 import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolution-strategy';
@@ -561,6 +562,8 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   return function resolveTenantMiddleware(req: Request, res: Response, next: NextFunction): void {
     let outcome: Maybe<Decision | undefined>;
     try {
+      // Duplicate or malformed Host, or headers the parser may have dropped: refused for every chain.
+      checkRequestHeaders(req);
       outcome = andThen(identify(req), (found) => decide(req, found));
     } catch (error) {
       refuse(req, next, error);

@@ -4,6 +4,7 @@ import { normalizeDomain } from '../config/parse-tenancy-config';
 import { normalizeHostname } from '../context/host-name';
 import type { BareDomainPolicy } from '../config/tenancy-config';
 import { HostInvalidError, TenancyConfigError } from '../errors';
+import { requestTarget } from './request-target';
 import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolution-strategy';
 
 /** Options of {@link SubdomainStrategy}. */
@@ -88,8 +89,9 @@ export class SubdomainStrategy implements TenantResolutionStrategy {
   }
 
   resolve(req: Request): TenantResolution | undefined {
-    // req.hostname strips the port and applies `trust proxy` to X-Forwarded-Host.
-    const raw: unknown = req.hostname;
+    // The absolute-form target's host, else req.hostname (port stripped, `trust proxy` applied to
+    // X-Forwarded-Host); a malformed or duplicate Host is refused first.
+    const raw: unknown = requestTarget(req).hostname;
     if (typeof raw !== 'string' || raw === '') {
       throw new HostInvalidError(
         'Cannot resolve a tenant because the request has no host. Send a Host header.',

@@ -1,5 +1,11 @@
 import { expect } from 'chai';
-import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  generateKeyPairSync,
+  randomBytes,
+  type KeyObject,
+} from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +31,9 @@ import { echo, testTenants } from '../support/create-app';
 const AUDIENCE = 'https://api.tenantry.test';
 const NAMESPACE = 'https://tenantry.test/claims';
 const ORG_IDS: Readonly<Record<string, string>> = { org_9ybsU1dN2dKfDkBi: 'acme' };
+const REDIRECT = 'http://127.0.0.1:1/callback';
+/** The tenant of each end user signing in with the authorization-code flow. */
+const USER_TENANTS: Readonly<Record<string, string>> = { alice: 'acme', bob: 'globex' };
 
 interface SigningKey {
   readonly kid: string;
@@ -77,6 +86,13 @@ class TestProvider {
           response_types: [],
         },
         {
+          client_id: 'web',
+          client_secret: 'web-secret-0123456789abcdef',
+          grant_types: ['authorization_code'],
+          response_types: ['code'],
+          redirect_uris: [REDIRECT],
+        },
+        {
           client_id: 'svc-globex',
           client_secret: 'svc-globex-secret-0123456789abcdef',
           grant_types: ['client_credentials'],
@@ -89,7 +105,7 @@ class TestProvider {
       routes: { jwks: '/jwks' },
       features: {
         clientCredentials: { enabled: true },
-        devInteractions: { enabled: false },
+        devInteractions: { enabled: true }, // its login form accepts any login: the spec signs in as alice
         resourceIndicators: {
           enabled: true,
           defaultResource: () => AUDIENCE,
@@ -103,9 +119,11 @@ class TestProvider {
         },
       },
       extraTokenClaims: (_ctx, token) =>
-        token.clientId === 'svc-acme'
-          ? { org_id: 'org_9ybsU1dN2dKfDkBi', [NAMESPACE]: { tenant: 'acme' } }
-          : { org_id: 'org_unknown', [NAMESPACE]: { tenant: 'globex', tenants: ['globex'] } },
+        'accountId' in token && typeof token.accountId === 'string'
+          ? { [NAMESPACE]: { tenant: USER_TENANTS[token.accountId] } }
+          : token.clientId === 'svc-acme'
+            ? { org_id: 'org_9ybsU1dN2dKfDkBi', [NAMESPACE]: { tenant: 'acme' } }
+            : { org_id: 'org_unknown', [NAMESPACE]: { tenant: 'globex', tenants: ['globex'] } },
     });
     this.#handler = provider.callback();
   }
@@ -124,6 +142,67 @@ class TestProvider {
       })
       .expect(200);
     return (res.body as { access_token: string }).access_token;
+  }
+
+  /**
+   * An authorization-code access token for an end user: /auth, the
+   * provider's login and consent pages (submitted as a browser would, with
+   * its cookies), the redirect with the code, then /token with PKCE.
+   */
+  async userToken(login: string): Promise<string> {
+    const agent = request.agent(this.issuer);
+    const verifier = randomBytes(32).toString('base64url');
+    let res = await agent
+      .get('/auth')
+      .query({
+        client_id: 'web',
+        response_type: 'code',
+        redirect_uri: REDIRECT,
+        scope: 'openid',
+        resource: AUDIENCE,
+        state: 'state-1',
+        code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+        code_challenge_method: 'S256',
+      })
+      .redirects(0);
+    let code: string | null = null;
+    for (let hop = 0; hop < 10 && code === null; hop += 1) {
+      const location = res.headers.location as string | undefined;
+      if (location === undefined)
+        throw new Error(`no redirect at hop ${hop}: ${res.status} ${res.text}`);
+      if (location.startsWith(REDIRECT)) {
+        code = new URL(location).searchParams.get('code');
+        break;
+      }
+      const next = new URL(location, this.issuer);
+      if (next.pathname.startsWith('/interaction/')) {
+        const page = await agent.get(next.pathname).expect(200);
+        const prompt = /name="prompt" value="(\w+)"/.exec(page.text)?.[1] ?? 'login';
+        res = await agent
+          .post(next.pathname)
+          .type('form')
+          .send(prompt === 'login' ? { prompt, login, password: 'any' } : { prompt })
+          .redirects(0);
+      } else {
+        res = await agent.get(`${next.pathname}${next.search}`).redirects(0);
+      }
+    }
+    if (code === null)
+      throw new Error('the authorization-code flow did not end at the redirect URI');
+    const token = await request(this.issuer)
+      .post('/token')
+      .type('form')
+      .send({
+        grant_type: 'authorization_code',
+        code,
+        redirect_uri: REDIRECT,
+        client_id: 'web',
+        client_secret: 'web-secret-0123456789abcdef',
+        code_verifier: verifier,
+        resource: AUDIENCE,
+      })
+      .expect(200);
+    return (token.body as { access_token: string }).access_token;
   }
 
   async stop(): Promise<void> {
@@ -202,6 +281,18 @@ describe('JwtClaimStrategy with a real OpenID Provider (oidc-provider, JWKS)', f
       trusted: true,
       user: 'svc-acme',
     });
+  });
+
+  it('resolves an authorization-code token of a signed-in user (login and consent pages, PKCE)', async () => {
+    const token = await a.userToken('alice');
+    const app = appWith(single());
+    const res = await request(app).get('/').auth(token, { type: 'bearer' }).expect(200);
+    expect(res.body).to.include({ tenant: 'acme', user: 'alice', trusted: true });
+    const bob = await request(app)
+      .get('/')
+      .auth(await a.userToken('bob'), { type: 'bearer' })
+      .expect(200);
+    expect(bob.body).to.include({ tenant: 'globex', user: 'bob' });
   });
 
   it('maps an IdP organisation id to a tenant id with mapTenantId(claimValue, claims)', async () => {

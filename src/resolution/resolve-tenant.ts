@@ -327,7 +327,8 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
 
   // Everything below runs per request. Each step returns a plain value when it
   // can (sync strategies, a warm CachedTenantStore, a sync membership check) and
-  // a promise only when it must, so a warm request creates no promise at all.
+  // a promise only when it must, so a warm request creates no promise at all —
+  // except a bearer token: jose verifies through WebCrypto, which is async.
 
   // Per strategy, the label of its id in error messages (built once, not per request).
   const sourceLabels = strategies.map((strategy) => `${strategy.name} source`);

@@ -170,6 +170,46 @@ describe('custom domains', () => {
       expect(counting.domainLookups).to.deep.equal(['app.acme-corp.com', 'nobody.example']);
     });
 
+    it('answers 503 TENANT_UNAVAILABLE when the domain lookup fails, sync or async', async () => {
+      const inner = tenants();
+      for (const fail of [
+        () => Promise.reject(new Error('db down')),
+        () => {
+          throw new Error('db down, synchronously');
+        },
+      ]) {
+        const broken: TenantStore = {
+          findById: (id) => inner.findById(id),
+          list: (o) => inner.list(o),
+          create: (t) => inner.create(t),
+          update: (id, p) => inner.update(id, p),
+          remove: (id) => inner.remove(id),
+          findByDomain: fail,
+        };
+        const { app } = createApp({ strategies: ['domain'], store: broken });
+        const res = await request(app).get('/').set('Host', 'app.acme-corp.com').expect(503);
+        expect(res.body.code).to.equal('TENANT_UNAVAILABLE');
+      }
+    });
+
+    it('never mutates its options (frozen options are accepted)', () => {
+      const options = Object.freeze({
+        store: tenants(),
+        platformDomains: Object.freeze(['lexigram.dev']),
+        unknownHosts: 'skip' as const,
+      });
+      expect(() => new DomainStrategy(options)).to.not.throw();
+      expect(
+        () =>
+          new SubdomainStrategy(
+            Object.freeze({
+              domain: Object.freeze(['b.dev', 'a.dev']),
+              foreignHosts: 'skip' as const,
+            }),
+          ),
+      ).to.not.throw();
+    });
+
     it('refuses the domain strategy at start-up when the store cannot look domains up', () => {
       const inner = tenants();
       const noDomains: TenantStore = {

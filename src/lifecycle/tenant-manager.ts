@@ -425,6 +425,8 @@ export class TenantManager {
   }
 
   async #assertFree(host: string, id: string): Promise<void> {
+    // Ask the store itself, not a cached answer: a stale "unknown" could let two tenants verify one domain.
+    (this.#store as { invalidateDomain?: (d: string) => void }).invalidateDomain?.(host);
     const holder = await this.#store.findByDomain?.(host);
     if (holder !== undefined && holder.id !== id) {
       throw new TenantStateError(

@@ -8,9 +8,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import express, { Router, type Express, type Request } from 'express';
 import knexFactory, { type Knex } from 'knex';
-import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import { container as rootContainer } from 'tsyringe';
 import {
   CachedTenantStore,
+  getTenantRequest,
+  tenantHandler,
   JwtClaimStrategy,
   KnexTenantStore,
   loadTenancyConfig,
@@ -112,7 +114,7 @@ function loadConfig(options: DemoAppOptions): TenancyConfig {
 
 function documentsRouter(): Router {
   const router = Router();
-  const docs = (req: Request) => (req.container as DependencyContainer).resolve(DocumentService);
+  const docs = (req: Request) => getTenantRequest(req).container.resolve(DocumentService);
   router.get('/documents', async (req, res) => {
     res.json({ documents: await docs(req).list() });
   });
@@ -136,10 +138,12 @@ function documentsRouter(): Router {
     if (!(await docs(req).remove(req.params.id))) throw documentNotFound();
     res.status(204).end();
   });
-  router.get('/settings', (req, res) => {
-    const controller = (req.container as DependencyContainer).resolve(OrganizationController);
-    res.json(controller.settings());
-  });
+  router.get(
+    '/settings',
+    tenantHandler((req, res) => {
+      res.json(req.container.resolve(OrganizationController).settings());
+    }),
+  );
   return router;
 }
 
@@ -233,7 +237,9 @@ export async function createDemoApp(options: DemoAppOptions = {}): Promise<DemoA
       store,
       container: appContainer,
       logger,
-      ...(tokenReader ? { getUser: (req: Request) => tokenReader.resolve(req)?.user } : {}),
+      ...(tokenReader
+        ? { getUser: async (req: Request) => (await tokenReader.resolve(req))?.user }
+        : {}),
     }),
   );
   const api = documentsRouter();

@@ -26,7 +26,11 @@ export type TenancyErrorCode =
   | 'TENANT_PROVISIONING_FAILED'
   | 'TENANT_STATE_INVALID'
   | 'TENANT_PURGE_FAILED'
-  | 'AUTHENTICATION_REQUIRED';
+  | 'AUTHENTICATION_REQUIRED'
+  | 'TENANT_RESOLUTION_FAILED'
+  | 'TOKEN_KEYS_UNAVAILABLE'
+  | 'DOMAIN_VERIFICATION_FAILED'
+  | 'REQUEST_INVALID';
 
 /** Options accepted by every {@link TenancyError} constructor. */
 export interface TenancyErrorOptions {
@@ -340,5 +344,78 @@ export class AuthenticationRequiredError extends TenancyError {
     options?: TenancyErrorOptions,
   ) {
     super('AUTHENTICATION_REQUIRED', 401, 'Authentication required', message, options);
+  }
+}
+
+/**
+ * 500 `TENANT_RESOLUTION_FAILED`: a resolution strategy, membership check or
+ * user lookup failed with something other than a `TenancyError` (a bug in a
+ * custom strategy, a thrown plain `Error`). The request is refused; the
+ * process keeps serving. The original error is the `cause` (logged, never
+ * rendered).
+ *
+ * @example
+ * ```ts
+ * throw new TenantResolutionError('Cannot resolve the tenant because strategy "cookie" failed.', { cause });
+ * ```
+ */
+export class TenantResolutionError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_RESOLUTION_FAILED', 500, 'Tenant resolution failed', message, {
+      expose: false,
+      ...options,
+    });
+  }
+}
+
+/**
+ * 503 `TOKEN_KEYS_UNAVAILABLE`: the signing keys of a token's issuer could
+ * not be fetched (its JWKS endpoint is down, slow or answers garbage), so the
+ * token can be neither accepted nor refused. Retry later; a `Retry-After`
+ * is not promised.
+ *
+ * @example
+ * ```ts
+ * throw new TokenKeysUnavailableError('Cannot verify the bearer token because the keys of its issuer cannot be fetched. Retry later.');
+ * ```
+ */
+export class TokenKeysUnavailableError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TOKEN_KEYS_UNAVAILABLE', 503, 'Token keys unavailable', message, {
+      expose: true,
+      ...options,
+    });
+  }
+}
+
+/**
+ * 409 `DOMAIN_VERIFICATION_FAILED`: a tenant's custom domain could not be
+ * verified (the DNS TXT record or HTTP token is missing or wrong), so it
+ * stays unverified and does not resolve.
+ *
+ * @example
+ * ```ts
+ * throw new DomainVerificationError('Cannot verify app.acme-corp.com because its TXT record is missing.');
+ * ```
+ */
+export class DomainVerificationError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('DOMAIN_VERIFICATION_FAILED', 409, 'Domain not verified', message, options);
+  }
+}
+
+/**
+ * 400 `REQUEST_INVALID`: the request cannot be read safely as HTTP defines
+ * it, e.g. so many headers that the parser may have dropped some (a
+ * conflicting `X-Tenant-ID` among them).
+ *
+ * @example
+ * ```ts
+ * throw new RequestInvalidError('Cannot resolve a tenant because the request has 2000 or more headers.');
+ * ```
+ */
+export class RequestInvalidError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('REQUEST_INVALID', 400, 'Invalid request', message, options);
   }
 }

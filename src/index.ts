@@ -24,6 +24,10 @@ export {
   TenantProvisioningError,
   TenantStateError,
   TenantPurgeError,
+  TenantResolutionError,
+  TokenKeysUnavailableError,
+  DomainVerificationError,
+  RequestInvalidError,
 } from './errors';
 export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
 
@@ -76,6 +80,7 @@ export { onTenancyAudit } from './context/audit';
 export type { TenancyAuditEvent, TenancyAuditListener } from './context/audit';
 export type {
   TenantRecord,
+  TenantDomain,
   TenantStatus,
   TenantIsolationSettings,
   TenantDatabaseSettings,
@@ -163,6 +168,9 @@ export type {
   TenancyResolutionConfigInput,
   TenancyJwtConfig,
   TenancyJwtConfigInput,
+  TenancyJwtIssuerConfig,
+  TenancyJwtIssuerConfigInput,
+  TenancyClaimPath,
   TenancyPathConfig,
   TenancyPathConfigInput,
   TenancyIsolationConfig,
@@ -179,19 +187,30 @@ export type { ResolveTenantOptions } from './resolution/resolve-tenant';
 export { HeaderStrategy } from './resolution/header-strategy';
 export type { HeaderStrategyOptions } from './resolution/header-strategy';
 export { JwtClaimStrategy } from './resolution/jwt-claim-strategy';
-export type { JwtClaimStrategyOptions } from './resolution/jwt-claim-strategy';
+export type {
+  JwtClaimStrategyOptions,
+  JwtIssuerOptions,
+  JwtTenantIdMapper,
+} from './resolution/jwt-claim-strategy';
+export { parseClaimPath, readClaim } from './context/claim-path';
+export type { ClaimPath, ParsedClaimPath } from './context/claim-path';
 export { SubdomainStrategy } from './resolution/subdomain-strategy';
 export type { SubdomainStrategyOptions } from './resolution/subdomain-strategy';
 export { PathStrategy } from './resolution/path-strategy';
+export { DomainStrategy } from './resolution/domain-strategy';
+export type { DomainStrategyOptions } from './resolution/domain-strategy';
+export { normalizeHostname } from './context/host-name';
 export type { PathStrategyOptions } from './resolution/path-strategy';
 export type {
   TenantResolution,
   TenantResolutionStrategy,
 } from './resolution/tenant-resolution-strategy';
-export type { TenantRequest } from './resolution/tenant-request';
+export type { TenantRequest } from './context/tenant-request';
 export { claimMembership } from './context/tenant-membership';
 export type { TenantMembershipCheck, ClaimMembershipOptions } from './context/tenant-membership';
 export { requireTenant } from './enforcement/require-tenant';
+export { tenantHandler, getTenantRequest, tryTenantRequest } from './enforcement/tenant-handler';
+export type { TenantHandler } from './enforcement/tenant-handler';
 export type { RequireTenantOptions } from './enforcement/require-tenant';
 export { TenantScoped } from './enforcement/tenant-scoped';
 export { tenancyErrorHandler } from './enforcement/tenancy-error-handler';
@@ -203,9 +222,15 @@ export { AuthenticationRequiredError } from './errors';
 // end of HTTP half
 
 // Lifecycle
-export { TenantManager, TENANT_MANAGER_OPTIONS } from './lifecycle/tenant-manager';
+export {
+  TenantManager,
+  TENANT_MANAGER_OPTIONS,
+  dnsTxtDomainVerifier,
+} from './lifecycle/tenant-manager';
 export type {
   TenantManagerOptions,
+  DomainChallenge,
+  DomainVerifier,
   CreateTenantInput,
   TenantCacheInvalidator,
 } from './lifecycle/tenant-manager';

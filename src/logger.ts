@@ -26,12 +26,12 @@ export interface TenancyLogger {
    * Never set. pino loggers have a `bindings()` method and take
    * `(fields, message)`: wrap them with `toTenancyLogger(pino)`.
    */
-  readonly bindings?: never;
+  readonly bindings?: never | undefined;
   /**
    * Never set. bunyan loggers have a `reopenFileStreams()` method and take
    * `(fields, message)`: wrap them with `toTenancyLogger(bunyan)`.
    */
-  readonly reopenFileStreams?: never;
+  readonly reopenFileStreams?: never | undefined;
 }
 
 /**

@@ -170,6 +170,9 @@ describe('loadTenancyConfig()', () => {
         tenantsClaim: 'orgs',
         userClaim: 'uid',
         maxTokenLength: 8192,
+        jwksCacheMaxAgeMs: 600_000,
+        jwksCooldownMs: 30_000,
+        jwksTimeoutMs: 5_000,
       },
       path: { prefix: '/t', stripTenantSegment: false },
     });
@@ -183,6 +186,58 @@ describe('loadTenancyConfig()', () => {
       database: { maxPools: 5, connectionBudget: 50, idleTimeoutMs: 1000 },
     });
     expect(tenancy.cache).to.deep.equal({ ttlMs: 2000, maxEntries: 10, negativeTtlMs: 100 });
+  });
+
+  it('reads jwksUri, a list of issuers with their own keys and claim paths', () => {
+    const { tenancy } = loadTenancyConfig({
+      tenancy: {
+        resolution: {
+          strategy: 'jwt_claim',
+          jwt: {
+            algorithms: ['RS256'],
+            audience: 'api',
+            claim: 'https://example.com/claims.tenant',
+            tenantsClaim: ['https://example.com/v1.0', 'tenants'],
+            jwksTimeoutMs: 1000,
+            issuer: [
+              { issuer: 'https://a.example/', jwksUri: 'https://a.example/jwks' },
+              {
+                issuer: 'https://b.example',
+                jwksUri: 'http://127.0.0.1:8080/jwks',
+                audience: ['account'],
+                algorithms: 'ES256,RS256',
+              },
+            ],
+          },
+        },
+      },
+    });
+    expect(tenancy.resolution.jwt).to.deep.include({
+      algorithms: ['RS256'],
+      audience: ['api'],
+      claim: 'https://example.com/claims.tenant',
+      tenantsClaim: ['https://example.com/v1.0', 'tenants'],
+      jwksTimeoutMs: 1000,
+      jwksCooldownMs: 30_000,
+      issuer: [
+        {
+          issuer: 'https://a.example/',
+          jwksUri: 'https://a.example/jwks',
+          audience: ['api'],
+          algorithms: ['RS256'],
+        },
+        {
+          issuer: 'https://b.example',
+          jwksUri: 'http://127.0.0.1:8080/jwks',
+          audience: ['account'],
+          algorithms: ['ES256', 'RS256'],
+        },
+      ],
+    });
+    const single = loadTenancyConfig({
+      env: { TENANCY_JWT_JWKS_URI: 'https://a.example/jwks', TENANCY_JWT_ALGORITHMS: 'RS256' },
+    });
+    expect(single.tenancy.resolution.jwt?.jwksUri).to.equal('https://a.example/jwks');
   });
 
   it('turns \\n escapes of TENANCY_JWT_PUBLIC_KEY into newlines', () => {
@@ -231,6 +286,91 @@ describe('loadTenancyConfig()', () => {
         'jwt without algorithms',
         { resolution: { jwt: { secret: SECRET } } },
         /algorithms is missing/,
+      ],
+      [
+        'a jwksUri over plain http to a remote host',
+        { resolution: { jwt: { jwksUri: 'http://idp.example.com/jwks', algorithms: ['RS256'] } } },
+        /jwksUri.*https:/,
+      ],
+      [
+        'a jwksUri that is not a URL',
+        { resolution: { jwt: { jwksUri: 'idp/jwks', algorithms: ['RS256'] } } },
+        /not a URL/,
+      ],
+      [
+        'HS256 with a jwksUri',
+        { resolution: { jwt: { jwksUri: 'https://idp.example.com/jwks', algorithms: ['HS256'] } } },
+        /JWKS holds public keys/,
+      ],
+      [
+        'a jwksUri next to a publicKey',
+        {
+          resolution: {
+            jwt: { jwksUri: 'https://idp.example.com/jwks', publicKey: 'x', algorithms: ['RS256'] },
+          },
+        },
+        /exactly one of secret.*jwksUri/,
+      ],
+      [
+        'a top-level key next to a list of issuers',
+        {
+          resolution: {
+            jwt: {
+              secret: SECRET,
+              algorithms: ['RS256'],
+              issuer: [{ issuer: 'https://a.example', jwksUri: 'https://a.example/jwks' }],
+            },
+          },
+        },
+        /Move secret\/publicKey\/jwksUri into each issuer/,
+      ],
+      [
+        'an issuer entry without keys',
+        {
+          resolution: { jwt: { algorithms: ['RS256'], issuer: [{ issuer: 'https://a.example' }] } },
+        },
+        /issuer\[0\] needs exactly one of/,
+      ],
+      [
+        'an issuer entry without issuer',
+        {
+          resolution: {
+            jwt: { algorithms: ['RS256'], issuer: [{ jwksUri: 'https://a.example/jwks' }] },
+          },
+        },
+        /has no issuer/,
+      ],
+      [
+        'a duplicated issuer',
+        {
+          resolution: {
+            jwt: {
+              algorithms: ['RS256'],
+              issuer: [
+                { issuer: 'https://a.example', jwksUri: 'https://a.example/jwks' },
+                { issuer: 'https://a.example', jwksUri: 'https://a.example/jwks2' },
+              ],
+            },
+          },
+        },
+        /twice/,
+      ],
+      [
+        'a typo in an issuer entry',
+        {
+          resolution: {
+            jwt: {
+              algorithms: ['RS256'],
+              issuer: [{ issuer: 'https://a.example', jwks_uri: 'https://a.example/jwks' }],
+            },
+          },
+        },
+        /issuer\[0\]\.jwks_uri.*not a known setting/,
+      ],
+      [
+        'an empty claim path segment',
+        { resolution: { jwt: { secret: SECRET, algorithms: ['HS256'], claim: 'org..id' } } },
+        /not a claim path/,
       ],
       [
         'algorithm none',

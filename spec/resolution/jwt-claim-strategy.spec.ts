@@ -160,6 +160,93 @@ describe('JwtClaimStrategy', () => {
         /not a PEM/,
       ],
       [
+        'a jwksUri over plain http to a remote host',
+        () =>
+          new JwtClaimStrategy({ algorithms: ['RS256'], jwksUri: 'http://idp.example.com/jwks' }),
+        /only https:/,
+      ],
+      [
+        'a jwksUri with credentials',
+        () =>
+          new JwtClaimStrategy({
+            algorithms: ['RS256'],
+            jwksUri: 'https://u:p@idp.example.com/jwks',
+          }),
+        /credentials/,
+      ],
+      [
+        'a jwksUri that is not a URL',
+        () => new JwtClaimStrategy({ algorithms: ['RS256'], jwksUri: 'not a url' }),
+        /not a URL/,
+      ],
+      [
+        'HS256 with a jwksUri',
+        () =>
+          new JwtClaimStrategy({ algorithms: ['HS256'], jwksUri: 'https://idp.example.com/jwks' }),
+        /JWKS holds public keys/,
+      ],
+      [
+        'a jwksUri and a publicKey',
+        () =>
+          new JwtClaimStrategy({
+            algorithms: ['RS256'],
+            jwksUri: 'https://idp.example.com/jwks',
+            publicKey: pem(),
+          }),
+        /exactly one of jwksUri/,
+      ],
+      [
+        'a top-level key next to a list of issuers',
+        () =>
+          new JwtClaimStrategy({
+            algorithms: ['HS256'],
+            secret: HS_SECRET,
+            issuer: [{ issuer: 'https://a.example', secret: HS_SECRET }],
+          }),
+        /into each issuer/,
+      ],
+      [
+        'a duplicated issuer',
+        () =>
+          new JwtClaimStrategy({
+            algorithms: ['HS256'],
+            issuer: [
+              { issuer: 'https://a.example', secret: HS_SECRET },
+              { issuer: 'https://a.example', secret: HS_SECRET },
+            ],
+          }),
+        /twice/,
+      ],
+      [
+        'an issuer without keys',
+        () =>
+          new JwtClaimStrategy({
+            algorithms: ['RS256'],
+            issuer: [{ issuer: 'https://a.example' }],
+          }),
+        /exactly one of jwksUri/,
+      ],
+      [
+        'an empty claim path',
+        () => new JwtClaimStrategy({ ...hs, claim: 'org..id' }),
+        /not a claim path/,
+      ],
+      [
+        'a mapTenantId that is not a function',
+        () => new JwtClaimStrategy({ ...hs, mapTenantId: 'acme' as never }),
+        /mapTenantId/,
+      ],
+      [
+        'a negative jwksTimeoutMs',
+        () =>
+          new JwtClaimStrategy({
+            algorithms: ['RS256'],
+            jwksUri: 'https://idp.example.com/jwks',
+            jwksTimeoutMs: -1,
+          }),
+        /jwksTimeoutMs/,
+      ],
+      [
         'an EC key for RS256',
         () =>
           new JwtClaimStrategy({
@@ -174,6 +261,90 @@ describe('JwtClaimStrategy', () => {
         expect(build).to.throw(TenancyConfigError, message);
       });
     }
+  });
+
+  it('reads dot-path and namespaced claims, with and without mapTenantId', async () => {
+    const nested = createApp({ strategies: ['jwt_claim'], jwt: { ...hs, claim: 'org.slug' } });
+    const a = await request(nested.app)
+      .get('/')
+      .auth(hsToken({ org: { slug: 'acme' } }), { type: 'bearer' })
+      .expect(200);
+    expect(a.body.tenant).to.equal('acme');
+    const namespaced = createApp({
+      strategies: ['jwt_claim'],
+      jwt: { ...hs, claim: 'https://example.com/claims.tenant' },
+    });
+    const b = await request(namespaced.app)
+      .get('/')
+      .auth(hsToken({ 'https://example.com/claims': { tenant: 'globex' } }), { type: 'bearer' })
+      .expect(200);
+    expect(b.body.tenant).to.equal('globex');
+    // the literal key "https://example.com/claims.tenant" is not what that path reads
+    const literal = await request(namespaced.app)
+      .get('/')
+      .auth(hsToken({ 'https://example.com/claims.tenant': 'globex' }), { type: 'bearer' })
+      .expect(200);
+    expect(literal.body.tenant).to.equal(null);
+  });
+
+  it('answers 400 TENANT_INVALID when mapTenantId returns a non-string, 500 TENANT_RESOLUTION_FAILED when it throws', async () => {
+    const numeric = createApp({
+      strategies: ['jwt_claim'],
+      jwt: { ...hs, mapTenantId: () => 42 as unknown as string },
+    });
+    const a = await request(numeric.app)
+      .get('/')
+      .auth(hsToken({ tid: 'acme' }), { type: 'bearer' })
+      .expect(400);
+    expect(a.body.code).to.equal('TENANT_INVALID');
+    const throwing = createApp({
+      strategies: ['jwt_claim'],
+      jwt: {
+        ...hs,
+        mapTenantId: () => {
+          throw new Error('map failed');
+        },
+      },
+    });
+    const b = await request(throwing.app)
+      .get('/')
+      .auth(hsToken({ tid: 'acme' }), { type: 'bearer' })
+      .expect(500);
+    expect(b.body.code).to.equal('TENANT_RESOLUTION_FAILED');
+  });
+
+  it('uses mapTenantId in the default membership check too', async () => {
+    const { app } = createApp({
+      strategies: ['jwt_claim', 'header'],
+      jwt: {
+        ...hs,
+        claim: 'org',
+        tenantsClaim: 'orgs',
+        mapTenantId: (v) => (v === 'org_1' ? 'acme' : v === 'org_2' ? 'globex' : undefined),
+      },
+    });
+    const token = hsToken({ orgs: ['org_1', 'org_2'] });
+    await request(app)
+      .get('/')
+      .auth(token, { type: 'bearer' })
+      .set('X-Tenant-ID', 'globex')
+      .expect(200);
+    const res = await request(app)
+      .get('/')
+      .auth(token, { type: 'bearer' })
+      .set('X-Tenant-ID', 'hooli')
+      .expect(403);
+    expect(res.body.code).to.equal('TENANT_FORBIDDEN');
+  });
+
+  it('never mutates its options (deeply frozen options are accepted)', () => {
+    const options = Object.freeze({
+      algorithms: Object.freeze(['HS256']),
+      audience: Object.freeze(['api']),
+      issuer: Object.freeze([Object.freeze({ issuer: 'https://a.example', secret: HS_SECRET })]),
+      claim: Object.freeze(['org', 'id']),
+    });
+    expect(() => new JwtClaimStrategy(options)).to.not.throw();
   });
 
   it('signs with the private key never: a private key given as publicKey only keeps its public half', async () => {

@@ -26,8 +26,19 @@ export class CountingTenantStore implements TenantStore {
   delayMs = 0;
   failNext: Error | undefined;
   readonly lookedUp: string[] = [];
+  /** Domains asked of `findByDomain` (present only when the wrapped store has it). */
+  readonly domainLookups: string[] = [];
+  readonly findByDomain?: (domain: string) => Promise<TenantRecord | undefined>;
 
-  constructor(private readonly inner: TenantStore) {}
+  constructor(private readonly inner: TenantStore) {
+    const byDomain = inner.findByDomain;
+    if (byDomain !== undefined) {
+      this.findByDomain = (domain) => {
+        this.domainLookups.push(domain);
+        return byDomain.call(inner, domain);
+      };
+    }
+  }
 
   get totalCalls(): number {
     return this.findByIdCalls + this.otherCalls;

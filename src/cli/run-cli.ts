@@ -27,7 +27,7 @@ import { KnexTenantStore } from '../store/knex-tenant-store';
 /** A readable text stream for confirmations (e.g. `process.stdin`). */
 export interface CliInput extends NodeJS.ReadableStream {
   /** Present and true on a terminal. */
-  readonly isTTY?: boolean;
+  readonly isTTY?: boolean | undefined;
 }
 
 /** Where the CLI writes and what environment it reads. */
@@ -36,7 +36,7 @@ export interface CliIo {
   readonly stderr: ProgressStream;
   readonly env: NodeJS.ProcessEnv;
   /** Where confirmations are read from (only on a terminal). Default: none (treated as not a terminal). */
-  readonly stdin?: CliInput;
+  readonly stdin?: CliInput | undefined;
 }
 
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage/input, 3 some tenants failed. */

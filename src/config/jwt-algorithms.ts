@@ -64,3 +64,31 @@ export function checkJwtAlgorithms(
   }
   return [...families][0] as JwtKeyFamily;
 }
+
+/**
+ * Checks the algorithm allow-list of a JWKS (remote key set) issuer: the
+ * rules of {@link checkJwtAlgorithms}, except that RSA and EC algorithms may
+ * be listed together (each JWK carries its key type, and a key only ever
+ * verifies its own family) while HMAC is refused outright: a published key
+ * set is public, so an HS* token "verified" with it proves nothing.
+ *
+ * @example
+ * ```ts
+ * checkJwksAlgorithms(['RS256', 'ES256'], (m) => { throw new TypeError(m); });
+ * ```
+ */
+export function checkJwksAlgorithms(
+  algorithms: readonly unknown[],
+  fail: (message: string) => never,
+  where = 'jwt.algorithms',
+): void {
+  for (const alg of algorithms) {
+    checkJwtAlgorithms([alg], fail, where); // none, unknown
+    if (FAMILIES[alg as string] === 'hmac') {
+      fail(
+        `Cannot accept ${String(alg)} in ${where} for a jwksUri because a JWKS holds public keys: an HMAC token "signed" with one proves nothing. List RS*/PS*/ES* algorithms.`,
+      );
+    }
+  }
+  if (algorithms.length === 0) checkJwtAlgorithms(algorithms, fail, where);
+}

@@ -14,6 +14,7 @@ export const TENANCY_ENV_VARIABLES: Readonly<Record<string, string>> = Object.fr
   TENANCY_REQUIRED: 'resolution.required (true|false)',
   TENANCY_JWT_SECRET: 'resolution.jwt.secret',
   TENANCY_JWT_PUBLIC_KEY: 'resolution.jwt.publicKey (PEM; \\n escapes allowed)',
+  TENANCY_JWT_JWKS_URI: 'resolution.jwt.jwksUri',
   TENANCY_JWT_ALGORITHMS: 'resolution.jwt.algorithms (comma-separated)',
   TENANCY_JWT_AUDIENCE: 'resolution.jwt.audience (comma-separated)',
   TENANCY_JWT_ISSUER: 'resolution.jwt.issuer (comma-separated)',

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
+import { parseClaimPath } from '../context/claim-path';
 import { TenancyConfigError } from '../errors';
-import { checkJwtAlgorithms, MIN_HMAC_SECRET_BYTES } from './jwt-algorithms';
+import { checkJwksAlgorithms, checkJwtAlgorithms, MIN_HMAC_SECRET_BYTES } from './jwt-algorithms';
 import {
   TENANT_STRATEGY_NAMES,
   type IsolationMode,
@@ -8,6 +9,7 @@ import {
   type TenancyConfig,
   type TenancyIsolationConfig,
   type TenancyJwtConfig,
+  type TenancyJwtIssuerConfig,
   type TenancyPathConfig,
   type TenancyResolutionConfig,
   type TenantStrategyName,
@@ -107,11 +109,119 @@ function oneOf<T extends string>(
   return value as T;
 }
 
+const JWT_KEYS = ['secret', 'publicKey', 'jwksUri'] as const;
+
+function jwtKeys(
+  obj: Obj,
+  where: string,
+  algorithms: readonly string[],
+): { secret?: string; publicKey?: string; jwksUri?: string } {
+  const secret = optString(obj.secret, `${where}.secret`);
+  const publicKey = optString(obj.publicKey, `${where}.publicKey`);
+  const jwksUri = optString(obj.jwksUri, `${where}.jwksUri`);
+  const given = [secret, publicKey, jwksUri].filter((k) => k !== undefined).length;
+  if (given !== 1) {
+    fail(
+      `Cannot verify tokens because ${where} needs exactly one of secret (HS*), publicKey (RS*/PS*/ES*) or jwksUri. Set one.`,
+    );
+  }
+  if (jwksUri !== undefined) {
+    checkJwksAlgorithms(algorithms, fail, `${where}.algorithms`);
+    let url: URL;
+    try {
+      url = new URL(jwksUri);
+    } catch {
+      return fail(
+        `Cannot use ${where}.jwksUri="${jwksUri}" because it is not a URL. Use the issuer's https:// JWKS URL.`,
+      );
+    }
+    const loopback = ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname);
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+      fail(
+        `Cannot use ${where}.jwksUri="${jwksUri}" because keys fetched over ${url.protocol} can be swapped in transit. Use https: (http: only on a loopback host).`,
+      );
+    }
+    return { jwksUri };
+  }
+  const family = checkJwtAlgorithms(algorithms, fail, `${where}.algorithms`);
+  if (family === 'hmac' && secret === undefined) {
+    fail(
+      `Cannot verify HS* tokens with a publicKey. Set ${where}.secret, or use RS*/ES* algorithms.`,
+    );
+  }
+  if (family !== 'hmac' && publicKey === undefined) {
+    fail(
+      `Cannot verify ${algorithms.join('/')} tokens with a secret. Set ${where}.publicKey (PEM).`,
+    );
+  }
+  if (secret !== undefined && Buffer.byteLength(secret) < MIN_HMAC_SECRET_BYTES) {
+    fail(
+      `Cannot use ${where}.secret because it is shorter than ${MIN_HMAC_SECRET_BYTES} bytes. Use a longer random secret.`,
+    );
+  }
+  return secret !== undefined ? { secret } : { publicKey: publicKey as string };
+}
+
+function claimPathSetting(
+  value: unknown,
+  where: string,
+  fallback: string,
+): string | readonly string[] {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value === 'string' && value.trim() !== '' && parseClaimPath(value) !== undefined) {
+    return value;
+  }
+  if (Array.isArray(value) && parseClaimPath(value) !== undefined) {
+    return Object.freeze([...(value as string[])]);
+  }
+  return fail(
+    `Cannot use ${where}=${JSON.stringify(value)} because it is not a claim path. Use e.g. "tid", "org.id" or "https://example.com/claims.tenant".`,
+  );
+}
+
+function parseIssuers(
+  raw: readonly unknown[],
+  algorithms: readonly string[],
+  audience: readonly string[] | undefined,
+): readonly TenancyJwtIssuerConfig[] {
+  if (raw.length === 0)
+    fail('Cannot use an empty tenancy.resolution.jwt.issuer list. List at least one issuer.');
+  const seen = new Set<string>();
+  return Object.freeze(
+    raw.map((item, index) => {
+      const where = `tenancy.resolution.jwt.issuer[${index}]`;
+      if (!isObject(item)) {
+        fail(
+          `Cannot read ${where} because it is not an object, and the other entries are. Write every issuer as { issuer, jwksUri | publicKey | secret }.`,
+        );
+      }
+      const entry = section(item, where, ['issuer', ...JWT_KEYS, 'audience', 'algorithms']);
+      const issuer = optString(entry.issuer, `${where}.issuer`);
+      if (issuer === undefined)
+        fail(
+          `Cannot use ${where} because it has no issuer. Set issuer to the exact iss of its tokens.`,
+        );
+      if (seen.has(issuer))
+        fail(
+          `Cannot list issuer "${issuer}" twice in tenancy.resolution.jwt.issuer. Remove the duplicate.`,
+        );
+      seen.add(issuer);
+      const own = list(entry.algorithms, `${where}.algorithms`) ?? [...algorithms];
+      const aud = list(entry.audience, `${where}.audience`) ?? audience;
+      return Object.freeze({
+        issuer,
+        ...jwtKeys(entry, where, own),
+        ...(aud !== undefined ? { audience: Object.freeze([...aud]) } : {}),
+        algorithms: Object.freeze(own),
+      });
+    }),
+  );
+}
+
 function parseJwt(raw: unknown): TenancyJwtConfig | undefined {
   if (raw === undefined || raw === null) return undefined;
   const jwt = section(raw, 'tenancy.resolution.jwt', [
-    'secret',
-    'publicKey',
+    ...JWT_KEYS,
     'algorithms',
     'audience',
     'issuer',
@@ -120,6 +230,9 @@ function parseJwt(raw: unknown): TenancyJwtConfig | undefined {
     'tenantsClaim',
     'userClaim',
     'maxTokenLength',
+    'jwksCacheMaxAgeMs',
+    'jwksCooldownMs',
+    'jwksTimeoutMs',
   ]);
   const algorithms = list(jwt.algorithms, 'tenancy.resolution.jwt.algorithms');
   if (algorithms === undefined) {
@@ -128,47 +241,58 @@ function parseJwt(raw: unknown): TenancyJwtConfig | undefined {
         'List the algorithms your issuer signs with, e.g. ["RS256"] (never "none").',
     );
   }
-  const family = checkJwtAlgorithms(algorithms, fail, 'tenancy.resolution.jwt.algorithms');
-  const secret = optString(jwt.secret, 'tenancy.resolution.jwt.secret');
-  const publicKey = optString(jwt.publicKey, 'tenancy.resolution.jwt.publicKey');
-  if ((secret === undefined) === (publicKey === undefined)) {
-    fail(
-      'Cannot verify tokens because tenancy.resolution.jwt needs exactly one of secret (HS*) or publicKey (RS*/PS*/ES*). Set one.',
-    );
-  }
-  if (family === 'hmac' && secret === undefined) {
-    fail(
-      'Cannot verify HS* tokens with a publicKey. Set tenancy.resolution.jwt.secret, or use RS*/ES* algorithms.',
-    );
-  }
-  if (family !== 'hmac' && publicKey === undefined) {
-    fail(
-      `Cannot verify ${algorithms.join('/')} tokens with a secret. Set tenancy.resolution.jwt.publicKey (PEM).`,
-    );
-  }
-  if (secret !== undefined && Buffer.byteLength(secret) < MIN_HMAC_SECRET_BYTES) {
-    fail(
-      `Cannot use tenancy.resolution.jwt.secret because it is shorter than ${MIN_HMAC_SECRET_BYTES} bytes. Use a longer random secret.`,
-    );
-  }
   const audience = list(jwt.audience, 'tenancy.resolution.jwt.audience');
-  const issuer = list(jwt.issuer, 'tenancy.resolution.jwt.issuer');
+  const issuerList =
+    Array.isArray(jwt.issuer) && jwt.issuer.some((i) => isObject(i))
+      ? (jwt.issuer as unknown[])
+      : undefined;
+  let keys: ReturnType<typeof jwtKeys> | undefined;
+  let issuer: readonly string[] | readonly TenancyJwtIssuerConfig[] | undefined;
+  if (issuerList !== undefined) {
+    if (JWT_KEYS.some((k) => jwt[k] !== undefined && jwt[k] !== null)) {
+      fail(
+        'Cannot verify tokens with both a top-level key and a list of issuers in tenancy.resolution.jwt. Move secret/publicKey/jwksUri into each issuer.',
+      );
+    }
+    checkJwtAlgorithms([algorithms[0]], fail, 'tenancy.resolution.jwt.algorithms'); // none, unknown
+    issuer = parseIssuers(issuerList, algorithms, audience);
+  } else {
+    keys = jwtKeys(jwt, 'tenancy.resolution.jwt', algorithms);
+    const names = list(jwt.issuer, 'tenancy.resolution.jwt.issuer');
+    issuer = names !== undefined ? Object.freeze(names) : undefined;
+  }
   return Object.freeze({
-    ...(secret !== undefined ? { secret } : {}),
-    ...(publicKey !== undefined ? { publicKey } : {}),
+    ...keys,
     algorithms: Object.freeze(algorithms),
     ...(audience ? { audience: Object.freeze(audience) } : {}),
-    ...(issuer ? { issuer: Object.freeze(issuer) } : {}),
+    ...(issuer ? { issuer } : {}),
     clockTolerance: optInteger(jwt.clockTolerance, 'tenancy.resolution.jwt.clockTolerance', 0, 0),
-    claim: optString(jwt.claim, 'tenancy.resolution.jwt.claim') ?? 'tid',
-    tenantsClaim: optString(jwt.tenantsClaim, 'tenancy.resolution.jwt.tenantsClaim') ?? 'tenants',
-    userClaim: optString(jwt.userClaim, 'tenancy.resolution.jwt.userClaim') ?? 'sub',
+    claim: claimPathSetting(jwt.claim, 'tenancy.resolution.jwt.claim', 'tid'),
+    tenantsClaim: claimPathSetting(
+      jwt.tenantsClaim,
+      'tenancy.resolution.jwt.tenantsClaim',
+      'tenants',
+    ),
+    userClaim: claimPathSetting(jwt.userClaim, 'tenancy.resolution.jwt.userClaim', 'sub'),
     maxTokenLength: optInteger(
       jwt.maxTokenLength,
       'tenancy.resolution.jwt.maxTokenLength',
       8192,
       64,
     ),
+    jwksCacheMaxAgeMs: optInteger(
+      jwt.jwksCacheMaxAgeMs,
+      'tenancy.resolution.jwt.jwksCacheMaxAgeMs',
+      600_000,
+      0,
+    ),
+    jwksCooldownMs: optInteger(
+      jwt.jwksCooldownMs,
+      'tenancy.resolution.jwt.jwksCooldownMs',
+      30_000,
+      0,
+    ),
+    jwksTimeoutMs: optInteger(jwt.jwksTimeoutMs, 'tenancy.resolution.jwt.jwksTimeoutMs', 5_000, 1),
   });
 }
 
@@ -231,6 +355,8 @@ function parseResolution(raw: unknown): TenancyResolutionConfig {
   const r = section(raw, 'tenancy.resolution', [
     'strategy',
     'domain',
+    'domains',
+    'foreignHosts',
     'bareDomain',
     'header',
     'jwt',
@@ -256,8 +382,25 @@ function parseResolution(raw: unknown): TenancyResolutionConfig {
     seen.add(name);
   }
   const strategy = names as TenantStrategyName[];
-  const domainRaw = optString(r.domain, 'tenancy.resolution.domain');
-  const domain = domainRaw === undefined ? undefined : normalizeDomain(domainRaw);
+  // `domains` is the validated form of a `domain` list (accepted so a parsed config parses again).
+  const listed = Array.isArray(r.domains)
+    ? r.domains
+    : Array.isArray(r.domain)
+      ? r.domain
+      : undefined;
+  const domainList =
+    listed !== undefined
+      ? (list(listed, 'tenancy.resolution.domain') ?? []).map((d) => normalizeDomain(d))
+      : undefined;
+  if (domainList !== undefined && domainList.length === 0) {
+    fail(
+      'Cannot use an empty tenancy.resolution.domain list. List at least one domain or remove it.',
+    );
+  }
+  const domainRaw =
+    domainList === undefined ? optString(r.domain, 'tenancy.resolution.domain') : undefined;
+  const domain =
+    domainList?.[0] ?? (domainRaw === undefined ? undefined : normalizeDomain(domainRaw));
   if (strategy.includes('subdomain') && domain === undefined) {
     fail(
       'Cannot use strategy "subdomain" because tenancy.resolution.domain is missing. Set it, e.g. domain: lexigram.dev.',
@@ -283,6 +426,17 @@ function parseResolution(raw: unknown): TenancyResolutionConfig {
   return Object.freeze({
     strategy: Object.freeze(strategy),
     ...(domain !== undefined ? { domain } : {}),
+    ...(domainList !== undefined ? { domains: Object.freeze(domainList) } : {}),
+    ...(r.foreignHosts !== undefined && r.foreignHosts !== null
+      ? {
+          foreignHosts: oneOf(
+            r.foreignHosts,
+            'tenancy.resolution.foreignHosts',
+            ['refuse', 'skip'] as const,
+            'refuse',
+          ),
+        }
+      : {}),
     bareDomain: oneOf(
       r.bareDomain,
       'tenancy.resolution.bareDomain',

@@ -18,7 +18,7 @@
  */
 
 /** The names of the built-in resolution strategies. */
-export type TenantStrategyName = 'header' | 'jwt_claim' | 'subdomain' | 'path';
+export type TenantStrategyName = 'header' | 'jwt_claim' | 'subdomain' | 'path' | 'domain';
 
 /** Every built-in strategy name, in documentation order. */
 export const TENANT_STRATEGY_NAMES: readonly TenantStrategyName[] = Object.freeze([
@@ -26,6 +26,7 @@ export const TENANT_STRATEGY_NAMES: readonly TenantStrategyName[] = Object.freez
   'jwt_claim',
   'subdomain',
   'path',
+  'domain',
 ]);
 
 /** The isolation modes. */
@@ -34,52 +35,122 @@ export type IsolationMode = 'row' | 'schema' | 'database';
 /** What the subdomain strategy does with the bare configured domain (no tenant label). */
 export type BareDomainPolicy = 'refuse' | 'skip';
 
+/**
+ * One allow-listed token issuer with its own keys, in `tenancy.resolution.jwt.issuer`:
+ *
+ * ```yaml
+ * jwt:
+ *   algorithms: [RS256]
+ *   audience: https://api.example.com
+ *   issuer:
+ *     - issuer: https://acme.eu.auth0.com/
+ *       jwksUri: https://acme.eu.auth0.com/.well-known/jwks.json
+ *     - issuer: https://sso.example.com/realms/app
+ *       jwksUri: https://sso.example.com/realms/app/protocol/openid-connect/certs
+ *       audience: account
+ * ```
+ */
+export interface TenancyJwtIssuerConfigInput {
+  /** The exact `iss` of this issuer's tokens. Required. */
+  readonly issuer?: string | undefined;
+  /** JWKS URL of the issuer (`https:`, or `http:` on loopback). Exactly one of `jwksUri`/`publicKey`/`secret`. */
+  readonly jwksUri?: string | undefined;
+  /** PEM public key of the issuer. */
+  readonly publicKey?: string | undefined;
+  /** HMAC secret of the issuer (at least 32 bytes). */
+  readonly secret?: string | undefined;
+  /** Required `aud` value(s) of its tokens. Default: the jwt `audience`. */
+  readonly audience?: string | readonly string[] | undefined;
+  /** Accepted algorithms. Default: the jwt `algorithms`. */
+  readonly algorithms?: readonly string[] | string | undefined;
+}
+
+/** A validated issuer entry (defaults from the jwt section filled in). */
+export interface TenancyJwtIssuerConfig {
+  readonly issuer: string;
+  readonly jwksUri?: string | undefined;
+  readonly publicKey?: string | undefined;
+  readonly secret?: string | undefined;
+  readonly audience?: readonly string[] | undefined;
+  readonly algorithms: readonly string[];
+}
+
+/**
+ * A claim path: `tid`, `org.id`, or a namespaced claim
+ * `https://example.com/claims.tenant` (everything up to the first dot after
+ * the last `/` is one key); a list of keys for anything else.
+ */
+export type TenancyClaimPath = string | readonly string[];
+
 /** JWT verification settings of the `jwt_claim` strategy. */
 export interface TenancyJwtConfigInput {
-  /** HMAC secret (HS256/384/512), at least 32 bytes. Exactly one of `secret`/`publicKey`. */
+  /** HMAC secret (HS256/384/512), at least 32 bytes. Exactly one of `secret`/`publicKey`/`jwksUri` (single issuer). */
   readonly secret?: string | undefined;
-  /** PEM public key (RS*, PS*, ES*). Exactly one of `secret`/`publicKey`. */
+  /** PEM public key (RS*, PS*, ES*). */
   readonly publicKey?: string | undefined;
-  /** Accepted algorithms. Required, never `none`, one key family only. */
+  /**
+   * URL of the issuer's JWKS (`https:`; `http:` only on a loopback host):
+   * keys cached and picked by `kid`, rotation picked up without a restart.
+   */
+  readonly jwksUri?: string | undefined;
+  /** Accepted algorithms. Required, never `none`, one key family per static key, no HS* with a JWKS. */
   readonly algorithms?: readonly string[] | string | undefined;
   /** Required `aud` value(s). Default: not checked. */
   readonly audience?: string | readonly string[] | undefined;
-  /** Required `iss` value(s). Default: not checked. */
-  readonly issuer?: string | readonly string[] | undefined;
+  /**
+   * Required `iss` value(s) of the one key above, or a list of issuers with
+   * their own keys ({@link TenancyJwtIssuerConfigInput}): a token's `iss`
+   * picks its issuer, any other `iss` is 401. Default: not checked.
+   */
+  readonly issuer?: string | readonly string[] | readonly TenancyJwtIssuerConfigInput[] | undefined;
   /** Seconds of clock skew tolerated for `exp`/`nbf`. Default: `0`. */
   readonly clockTolerance?: number | undefined;
-  /** Claim holding the tenant id. Default: `tid`. */
-  readonly claim?: string | undefined;
-  /** Claim holding the array of tenant ids the user belongs to. Default: `tenants`. */
-  readonly tenantsClaim?: string | undefined;
-  /** Claim holding the user id. Default: `sub`. */
-  readonly userClaim?: string | undefined;
+  /** Claim path of the tenant id. Default: `tid`. */
+  readonly claim?: TenancyClaimPath | undefined;
+  /** Claim path of the array of tenant ids the user belongs to. Default: `tenants`. */
+  readonly tenantsClaim?: TenancyClaimPath | undefined;
+  /** Claim path of the user id. Default: `sub`. */
+  readonly userClaim?: TenancyClaimPath | undefined;
   /** Longest accepted token, in characters. Default: `8192`. */
   readonly maxTokenLength?: number | undefined;
+  /** How long a fetched JWKS is used, in ms. Default: `600000`. */
+  readonly jwksCacheMaxAgeMs?: number | undefined;
+  /** Least time between two JWKS fetches caused by an unknown `kid`, in ms. Default: `30000`. */
+  readonly jwksCooldownMs?: number | undefined;
+  /** How long a JWKS fetch may take before the request gets 503, in ms. Default: `5000`. */
+  readonly jwksTimeoutMs?: number | undefined;
 }
 
 /** Validated JWT settings. */
 export interface TenancyJwtConfig {
-  /** HMAC secret, when HS* algorithms are used. */
-  readonly secret?: string;
-  /** PEM public key, when RS/PS/ES algorithms are used. */
-  readonly publicKey?: string;
-  /** Accepted algorithms (non-empty, one key family). */
+  /** HMAC secret, when HS* algorithms are used with one key. */
+  readonly secret?: string | undefined;
+  /** PEM public key, when RS/PS/ES algorithms are used with one key. */
+  readonly publicKey?: string | undefined;
+  /** JWKS URL of the one issuer. */
+  readonly jwksUri?: string | undefined;
+  /** Accepted algorithms (non-empty); the default of each issuer entry. */
   readonly algorithms: readonly string[];
-  /** Required `aud` value(s), if any. */
-  readonly audience?: readonly string[];
-  /** Required `iss` value(s), if any. */
-  readonly issuer?: readonly string[];
+  /** Required `aud` value(s), if any; the default of each issuer entry. */
+  readonly audience?: readonly string[] | undefined;
+  /** Required `iss` value(s) of the one key, or the allow-listed issuers with their own keys. */
+  readonly issuer?: readonly string[] | readonly TenancyJwtIssuerConfig[] | undefined;
   /** Seconds of clock skew tolerated. */
   readonly clockTolerance: number;
-  /** Claim holding the tenant id. */
-  readonly claim: string;
-  /** Claim holding the array of member tenant ids. */
-  readonly tenantsClaim: string;
-  /** Claim holding the user id. */
-  readonly userClaim: string;
+  /** Claim path of the tenant id. */
+  readonly claim: TenancyClaimPath;
+  /** Claim path of the array of member tenant ids. */
+  readonly tenantsClaim: TenancyClaimPath;
+  /** Claim path of the user id. */
+  readonly userClaim: TenancyClaimPath;
   /** Longest accepted token, in characters. */
   readonly maxTokenLength: number;
+  /** JWKS cache lifetime, in ms. */
+  readonly jwksCacheMaxAgeMs: number;
+  /** JWKS refetch cooldown, in ms. */
+  readonly jwksCooldownMs: number;
+  /** JWKS fetch timeout, in ms. */
+  readonly jwksTimeoutMs: number;
 }
 
 /** Settings of the `path` strategy. */
@@ -109,8 +180,17 @@ export interface TenancyResolutionConfigInput {
    * comma-separated string. Checked at load time. Default: `header`.
    */
   readonly strategy?: string | readonly string[] | undefined;
-  /** Domain under which `<tenant>.<domain>` hosts live. Required for `subdomain`. */
-  readonly domain?: string | undefined;
+  /**
+   * Domain under which `<tenant>.<domain>` hosts live, or a list of them.
+   * Required for `subdomain`; the `domain` strategy skips hosts under them.
+   */
+  readonly domain?: string | readonly string[] | undefined;
+  /**
+   * What `subdomain` does with a host outside its domains: `refuse` (400
+   * `HOST_INVALID`) or `skip` (for a later `domain` strategy). Default:
+   * `skip` when the chain has `domain`, else `refuse`.
+   */
+  readonly foreignHosts?: 'refuse' | 'skip' | undefined;
   /** What the bare `domain` host resolves to. Default: `refuse` (400 `HOST_INVALID`). */
   readonly bareDomain?: BareDomainPolicy | undefined;
   /** Header read by the `header` strategy. Default: `X-Tenant-ID`. */
@@ -131,14 +211,18 @@ export interface TenancyResolutionConfigInput {
 export interface TenancyResolutionConfig {
   /** Strategies, in the order they run. */
   readonly strategy: readonly TenantStrategyName[];
-  /** Subdomain base domain (lower case), if configured. */
-  readonly domain?: string;
+  /** Subdomain base domain (lower case), if configured: the first of `domains`. */
+  readonly domain?: string | undefined;
+  /** Every subdomain base domain (lower case), when a list was configured. */
+  readonly domains?: readonly string[] | undefined;
+  /** What `subdomain` does with a host outside its domains, when set. */
+  readonly foreignHosts?: 'refuse' | 'skip' | undefined;
   /** What the bare domain host resolves to. */
   readonly bareDomain: BareDomainPolicy;
   /** Header read by the `header` strategy. */
   readonly header: string;
   /** JWT settings, if configured. */
-  readonly jwt?: TenancyJwtConfig;
+  readonly jwt?: TenancyJwtConfig | undefined;
   /** Path strategy settings. */
   readonly path: TenancyPathConfig;
   /** Whether a request naming no tenant is refused by `resolveTenant()`. */

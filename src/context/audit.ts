@@ -8,11 +8,11 @@ export interface TenancyAuditEvent {
   /** The reason the caller gave. Always non-empty. */
   readonly reason: string;
   /** The tenant active at the time, if any. */
-  readonly tenantId?: string;
+  readonly tenantId?: string | undefined;
   /** When it happened. */
   readonly at: Date;
   /** Extra detail (e.g. the SQL of an unscoped statement). */
-  readonly detail?: Readonly<Record<string, unknown>>;
+  readonly detail?: Readonly<Record<string, unknown>> | undefined;
 }
 
 /** A function that receives audit events. */

@@ -1,4 +1,6 @@
 import type { Request } from 'express';
+import { TenancyConfigError } from '../errors';
+import { parseClaimPath, readClaim, type ClaimPath } from './claim-path';
 import type { TenantUser } from './tenant-context';
 
 /**
@@ -21,10 +23,18 @@ export type TenantMembershipCheck = (
 
 /** Options of {@link claimMembership}. */
 export interface ClaimMembershipOptions {
-  /** Claim holding the user's tenant id. Default: `tid`. */
-  readonly claim?: string | undefined;
-  /** Claim holding an array of the user's tenant ids. Default: `tenants`. */
-  readonly tenantsClaim?: string | undefined;
+  /** Claim path of the user's tenant id (`tid`, `org.id`, `https://example.com/claims.tenant`). Default: `tid`. */
+  readonly claim?: ClaimPath | undefined;
+  /** Claim path of an array of the user's tenant ids. Default: `tenants`. */
+  readonly tenantsClaim?: ClaimPath | undefined;
+  /**
+   * Maps each claim value (the tenant claim and every entry of the tenants
+   * claim) to a tenant id before comparing, like the jwt_claim strategy's
+   * `mapTenantId`. Default: values are compared as they are.
+   */
+  readonly mapTenantId?:
+    | ((claimValue: unknown, claims: Readonly<Record<string, unknown>>) => string | undefined)
+    | undefined;
 }
 
 /**
@@ -38,11 +48,21 @@ export interface ClaimMembershipOptions {
  * ```
  */
 export function claimMembership(options: ClaimMembershipOptions = {}): TenantMembershipCheck {
-  const claim = options.claim ?? 'tid';
-  const tenantsClaim = options.tenantsClaim ?? 'tenants';
+  const claim = parseClaimPath(options.claim ?? 'tid');
+  const tenantsClaim = parseClaimPath(options.tenantsClaim ?? 'tenants');
+  if (claim === undefined || tenantsClaim === undefined) {
+    throw new TenancyConfigError(
+      'Cannot check membership because claim or tenantsClaim is not a claim path. Use e.g. "tid", "org.id" or "https://example.com/claims.tenants".',
+    );
+  }
+  const map = options.mapTenantId;
   return function isClaimMember(user: TenantUser, tenantId: string): boolean {
-    if (user.claims[claim] === tenantId) return true;
-    const tenants = user.claims[tenantsClaim];
-    return Array.isArray(tenants) && tenants.some((t) => t === tenantId);
+    const own = readClaim(user.claims, claim);
+    if ((map ? map(own, user.claims) : own) === tenantId) return true;
+    const tenants = readClaim(user.claims, tenantsClaim);
+    return (
+      Array.isArray(tenants) &&
+      tenants.some((t: unknown) => (map ? map(t, user.claims) : t) === tenantId)
+    );
   };
 }

@@ -32,6 +32,28 @@ export interface TenantIsolationSettings {
 }
 
 /**
+ * A custom domain of a tenant (`app.acme-corp.com`, the white-label case).
+ * Only a `verified` domain resolves to its tenant; an unverified one is kept
+ * with its challenge token until `TenantManager.verifyDomain()` proves the
+ * tenant controls it.
+ *
+ * @example
+ * ```ts
+ * const domain: TenantDomain = { domain: 'app.acme-corp.com', verified: true, verifiedAt: new Date() };
+ * ```
+ */
+export interface TenantDomain {
+  /** The host name, normalised (lower case, no trailing dot, punycode). */
+  readonly domain: string;
+  /** Whether the tenant proved it controls the domain. Only verified domains resolve. */
+  readonly verified: boolean;
+  /** The challenge the verification checks (a DNS TXT value or an HTTP token), while unverified. */
+  readonly token?: string | undefined;
+  /** When the domain was verified (ISO 8601 in JSON stores). */
+  readonly verifiedAt?: string | undefined;
+}
+
+/**
  * A tenant as the tenant store knows it.
  *
  * @example
@@ -47,13 +69,15 @@ export interface TenantRecord {
   /** Lifecycle status. */
   readonly status: TenantStatus;
   /** Why the status was set (e.g. a provisioning failure), if known. */
-  readonly statusReason?: string | null;
+  readonly statusReason?: string | null | undefined;
   /** Isolation placement (schema name, database settings). */
   readonly isolation: TenantIsolationSettings;
   /** Per-tenant configuration overrides. */
   readonly config: Readonly<Record<string, unknown>>;
+  /** Custom domains (white-label hosts) of the tenant. Default: none. */
+  readonly domains?: readonly TenantDomain[] | undefined;
   /** When the tenant was created. */
-  readonly createdAt?: Date;
+  readonly createdAt?: Date | undefined;
   /** When the tenant was last changed. */
-  readonly updatedAt?: Date;
+  readonly updatedAt?: Date | undefined;
 }

@@ -1,8 +1,14 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { claimMembership, type TenantMembershipCheck } from '../context/tenant-membership';
+import type { ClaimPath } from '../context/claim-path';
+import {
+  claimMembership,
+  type ClaimMembershipOptions,
+  type TenantMembershipCheck,
+} from '../context/tenant-membership';
 import {
   AuthenticationRequiredError,
   TenancyConfigError,
+  TenantConflictError,
   TenantForbiddenError,
   TenantRequiredError,
 } from '../errors';
@@ -23,10 +29,22 @@ export interface RequireTenantOptions {
    * Default: `claimMembership({ claim, tenantsClaim })`.
    */
   readonly isMember?: TenantMembershipCheck | undefined;
-  /** Token claim holding the user's tenant id, for the default check. Default: `tid`. */
-  readonly claim?: string | undefined;
-  /** Token claim holding the user's tenant ids, for the default check. Default: `tenants`. */
-  readonly tenantsClaim?: string | undefined;
+  /** Claim path of the user's tenant id, for the default check. Default: `tid`. */
+  readonly claim?: ClaimPath | undefined;
+  /** Claim path of the user's tenant ids, for the default check. Default: `tenants`. */
+  readonly tenantsClaim?: ClaimPath | undefined;
+  /**
+   * A route parameter that names the tenant (`/api/v1/:tenant` with the path
+   * strategy's `stripTenantSegment: false`): it must equal the resolved
+   * tenant, else 403 `TENANT_CONFLICT`, so a handler reading
+   * `req.params.tenant` never acts for a tenant that was not resolved and
+   * checked. Mount the guard on the parameterised path:
+   * `app.use('/api/v1/:tenant', requireTenant({ param: 'tenant' }), router)`.
+   * Default: none.
+   */
+  readonly param?: string | undefined;
+  /** Maps claim values to tenant ids for the default check (as the jwt_claim `mapTenantId`). Default: none. */
+  readonly mapTenantId?: ClaimMembershipOptions['mapTenantId'] | undefined;
 }
 
 /**
@@ -54,10 +72,18 @@ export function requireTenant(options: RequireTenantOptions = {}): RequestHandle
     claimMembership({
       claim: options.claim ?? 'tid',
       tenantsClaim: options.tenantsClaim ?? 'tenants',
+      ...(options.mapTenantId !== undefined ? { mapTenantId: options.mapTenantId } : {}),
     });
   if (typeof isMember !== 'function') {
     throw new TenancyConfigError(
       'Cannot use requireTenant({ isMember }) because it is not a function (user, tenantId, req) => boolean.',
+    );
+  }
+
+  const param = options.param;
+  if (param !== undefined && (typeof param !== 'string' || param === '')) {
+    throw new TenancyConfigError(
+      'Cannot use requireTenant({ param }) because it is not a route parameter name such as "tenant".',
     );
   }
 
@@ -66,6 +92,14 @@ export function requireTenant(options: RequireTenantOptions = {}): RequestHandle
       const tenant = req.tenant;
       // A context from another scope (a stale req.tenant) does not count: fail closed.
       if (tenant === undefined || !tenant.isActive()) throw new TenantRequiredError();
+      if (param !== undefined) {
+        const named: unknown = (req.params as Record<string, unknown> | undefined)?.[param];
+        if (named !== tenant.id) {
+          throw new TenantConflictError(
+            `Cannot serve this route because its :${param} parameter does not name the resolved tenant "${tenant.id}". Use the tenant's own path.`,
+          );
+        }
+      }
       const user = req.tenantUser;
       if (user === undefined) {
         if (requireUser) throw new AuthenticationRequiredError();

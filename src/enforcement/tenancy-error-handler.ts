@@ -55,7 +55,7 @@ export interface TenancyProblem {
   /** HTTP status. */
   readonly status: number;
   /** Human explanation, only when the error is safe to expose (never for 5xx by default). */
-  readonly detail?: string;
+  readonly detail?: string | undefined;
   /** Stable tenantry error code (or, with `httpErrors`, the code derived from Express's error). */
   readonly code: string;
   /** The request path (no query string, which may carry secrets). */

@@ -21,7 +21,7 @@ export interface TenantMigrationProgress {
   /** Migrations applied to this tenant in this run. */
   readonly applied: readonly string[];
   /** The error of a failed tenant. */
-  readonly error?: string;
+  readonly error?: string | undefined;
   /** Tenants handled so far. */
   readonly done: number;
   /** Tenants in this run. */

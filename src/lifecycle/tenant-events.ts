@@ -6,7 +6,7 @@ export interface TenantLifecycleEvent {
   /** The tenant after the change (before removal for `tenant.deleted` with purge). */
   readonly tenant: TenantRecord;
   /** The status before the change, when the status changed. */
-  readonly previousStatus?: TenantStatus;
+  readonly previousStatus?: TenantStatus | undefined;
   /** When it happened. */
   readonly at: Date;
 }

@@ -1,9 +1,14 @@
+import { randomBytes } from 'node:crypto';
+import { resolveTxt as dnsResolveTxt } from 'node:dns/promises';
 import type { Knex } from 'knex';
 import { inject, injectable } from 'tsyringe';
 import { assertValidTenantId } from '../context/tenant-id';
-import type { TenantRecord, TenantStatus } from '../context/tenant-record';
+import { normalizeHostname } from '../context/host-name';
+import type { TenantDomain, TenantRecord, TenantStatus } from '../context/tenant-record';
 import { runWithTenant } from '../context/tenant-scope';
 import {
+  DomainVerificationError,
+  HostInvalidError,
   TenantNotFoundError,
   TenantProvisioningError,
   TenantPurgeError,
@@ -30,6 +35,45 @@ import { TenantRows, describeRowsLeft } from './tenant-rows';
 export interface TenantCacheInvalidator {
   invalidate(id: string): void;
   invalidateAll?(): void | undefined;
+  /** Forgets a custom domain (e.g. `CachedTenantStore.invalidateDomain`). */
+  invalidateDomain?(domain: string): void | undefined;
+}
+
+/** What a custom-domain verification checks. */
+export interface DomainChallenge {
+  /** The tenant claiming the domain. */
+  readonly tenantId: string;
+  /** The domain (normalised host name). */
+  readonly domain: string;
+  /** The random token the tenant must publish. */
+  readonly token: string;
+  /** Where the default check looks for it: a DNS TXT record `_tenantry-challenge.<domain>`. */
+  readonly recordName: string;
+}
+
+/**
+ * Proves a tenant controls a domain: `true` when the challenge token is
+ * published (a DNS TXT record, an HTTP well-known file, ...). Anything else,
+ * or a throw, leaves the domain unverified.
+ */
+export type DomainVerifier = (challenge: DomainChallenge) => boolean | Promise<boolean>;
+
+/**
+ * The default {@link DomainVerifier}: the TXT records of
+ * `_tenantry-challenge.<domain>` must contain the token.
+ *
+ * @example
+ * ```ts
+ * new TenantManager({ knex, store, mode: 'row', verifyDomain: dnsTxtDomainVerifier() });
+ * ```
+ */
+export function dnsTxtDomainVerifier(
+  resolveTxt: (name: string) => Promise<string[][]> = (name) => dnsResolveTxt(name),
+): DomainVerifier {
+  return async ({ recordName, token }) => {
+    const records = await resolveTxt(recordName);
+    return records.some((chunks) => chunks.join('') === token);
+  };
 }
 
 /** Options of {@link TenantManager}. */
@@ -69,6 +113,8 @@ export interface TenantManagerOptions extends TenantPlacementOptions {
   readonly notifier?: TenantChangeNotifier | undefined;
   /** Logger. Default: silent. */
   readonly logger?: TenancyLoggerInput | undefined;
+  /** How `verifyDomain()` proves control of a custom domain. Default: {@link dnsTxtDomainVerifier}. */
+  readonly verifyDomain?: DomainVerifier | undefined;
 }
 
 /** The DI token of {@link TenantManagerOptions}. */
@@ -318,7 +364,7 @@ export class TenantManager {
    */
   async delete(
     id: string,
-    options: { readonly purge?: boolean; readonly reason?: string } = {},
+    options: { readonly purge?: boolean | undefined; readonly reason?: string } = {},
   ): Promise<TenantRecord> {
     const before = await this.get(id);
     if (before.status === 'deleted' && options.purge) {
@@ -445,6 +491,120 @@ export class TenantManager {
     const updated = await this.#store.update(id, { config });
     await this.#changed(updated);
     await this.events.emit('tenant.config_changed', { tenant: updated, keys, at: new Date() });
+    return updated;
+  }
+
+  /**
+   * Adds a custom domain to a tenant, unverified, with a fresh challenge
+   * token. It resolves only after {@link verifyDomain}. The host is
+   * normalised (case, trailing dot, punycode); a domain another tenant
+   * already holds verified is 409 `TENANT_STATE_INVALID`.
+   *
+   * @example
+   * ```ts
+   * const { challenge } = await tenants.addDomain('acme', 'App.Acme-Corp.com');
+   * // publish TXT _tenantry-challenge.app.acme-corp.com = challenge.token, then:
+   * await tenants.verifyDomain('acme', 'app.acme-corp.com');
+   * ```
+   */
+  async addDomain(
+    id: string,
+    domain: string,
+  ): Promise<{ tenant: TenantRecord; challenge: DomainChallenge }> {
+    const host = this.#host(domain);
+    const tenant = await this.get(id);
+    await this.#assertFree(host, tenant.id);
+    const existing = (tenant.domains ?? []).find((d) => d.domain === host);
+    const token = existing?.token ?? `tenantry-verify=${randomBytes(24).toString('base64url')}`;
+    if (existing?.verified === true) return { tenant, challenge: this.#challenge(id, host, token) };
+    const domains: TenantDomain[] = [
+      ...(tenant.domains ?? []).filter((d) => d.domain !== host),
+      { domain: host, verified: false, token },
+    ];
+    const updated = await this.#saveDomains(tenant.id, domains, host);
+    return { tenant: updated, challenge: this.#challenge(id, host, token) };
+  }
+
+  /**
+   * Runs the verification function for a domain added with {@link addDomain}
+   * and marks it verified, so it resolves from now on. A failed check throws
+   * 409 `DOMAIN_VERIFICATION_FAILED` and leaves it unverified.
+   */
+  async verifyDomain(id: string, domain: string): Promise<TenantRecord> {
+    const host = this.#host(domain);
+    const tenant = await this.get(id);
+    const entry = (tenant.domains ?? []).find((d) => d.domain === host);
+    if (entry === undefined) {
+      throw new TenantNotFoundError(
+        `Cannot verify domain ${host} because tenant "${tenant.id}" has not added it. Call addDomain() first.`,
+      );
+    }
+    if (entry.verified) return tenant;
+    await this.#assertFree(host, tenant.id);
+    const verify = this.#options.verifyDomain ?? dnsTxtDomainVerifier();
+    let ok: unknown;
+    try {
+      ok = await verify(this.#challenge(tenant.id, host, entry.token ?? ''));
+    } catch (cause) {
+      throw new DomainVerificationError(
+        `Cannot verify domain ${host} because the check failed. Publish the challenge and retry.`,
+        { cause },
+      );
+    }
+    if (ok !== true || entry.token === undefined) {
+      throw new DomainVerificationError(
+        `Cannot verify domain ${host} because the challenge token is not published at _tenantry-challenge.${host}. Publish it and retry.`,
+      );
+    }
+    const domains = (tenant.domains ?? []).map((d) =>
+      d.domain === host
+        ? { domain: host, verified: true, verifiedAt: new Date().toISOString() }
+        : d,
+    );
+    return this.#saveDomains(tenant.id, domains, host);
+  }
+
+  /** Removes a custom domain from a tenant (verified or not); it stops resolving at once in this process. */
+  async removeDomain(id: string, domain: string): Promise<TenantRecord> {
+    const host = this.#host(domain);
+    const tenant = await this.get(id);
+    if (!(tenant.domains ?? []).some((d) => d.domain === host)) return tenant;
+    return this.#saveDomains(
+      tenant.id,
+      (tenant.domains ?? []).filter((d) => d.domain !== host),
+      host,
+    );
+  }
+
+  #host(domain: string): string {
+    const host = normalizeHostname(domain);
+    if (host === undefined || !host.includes('.')) {
+      throw new HostInvalidError(
+        `Cannot use "${String(domain).slice(0, 100)}" as a custom domain because it is not a DNS name. Pass a host such as app.acme-corp.com.`,
+      );
+    }
+    return host;
+  }
+
+  #challenge(tenantId: string, domain: string, token: string): DomainChallenge {
+    return Object.freeze({ tenantId, domain, token, recordName: `_tenantry-challenge.${domain}` });
+  }
+
+  async #assertFree(host: string, id: string): Promise<void> {
+    // Ask the store itself, not a cached answer: a stale "unknown" could let two tenants verify one domain.
+    (this.#store as { invalidateDomain?: (d: string) => void }).invalidateDomain?.(host);
+    const holder = await this.#store.findByDomain?.(host);
+    if (holder !== undefined && holder.id !== id) {
+      throw new TenantStateError(
+        `Cannot give domain ${host} to tenant "${id}" because another tenant holds it verified. Remove it there first.`,
+      );
+    }
+  }
+
+  async #saveDomains(id: string, domains: TenantDomain[], host: string): Promise<TenantRecord> {
+    const updated = await this.#store.update(id, { domains });
+    for (const cache of this.#options.caches ?? []) cache.invalidateDomain?.(host);
+    await this.#changed(updated);
     return updated;
   }
 

@@ -25,7 +25,7 @@ export interface TenantRowsOptions {
   /** The central tenants table (foreign keys to it mark a tenant column too). */
   readonly tenantsTable: string;
   /** The setting the RLS policies read (set for the purge so FORCE'd RLS shows the rows). */
-  readonly rlsSetting?: string;
+  readonly rlsSetting?: string | undefined;
 }
 
 interface CandidateRow {

@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import { normalizePathPrefix } from '../config/parse-tenancy-config';
 import { TenancyConfigError } from '../errors';
+import { requestTarget } from './request-target';
 import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolution-strategy';
 
 /** Options of {@link PathStrategy}. */
@@ -52,16 +53,14 @@ export class PathStrategy implements TenantResolutionStrategy {
   }
 
   resolve(req: Request): TenantResolution | undefined {
-    const url = req.url;
-    const q = url.indexOf('?');
-    const pathname = q === -1 ? url : url.slice(0, q);
+    // An absolute-form target (`GET http://host/api/v1/acme/x`) is read by its path, as Express routes it.
+    const { path: pathname, search, origin } = requestTarget(req);
     if (!pathname.toLowerCase().startsWith(this.#match)) return undefined;
     const afterPrefix = pathname.slice(this.#match.length);
     const slash = afterPrefix.indexOf('/');
     const segment = slash === -1 ? afterPrefix : afterPrefix.slice(0, slash);
     if (segment === '' && slash === -1) return undefined; // "<prefix>/" alone names no tenant
     const rest = slash === -1 ? '' : afterPrefix.slice(slash);
-    const search = q === -1 ? '' : url.slice(q);
     const keptPrefix = this.#match === '/' ? '' : pathname.slice(0, this.#match.length - 1);
     return {
       tenantId: segment,
@@ -69,8 +68,10 @@ export class PathStrategy implements TenantResolutionStrategy {
       ...(this.#strip
         ? {
             accept: (r: Request) => {
+              // An absolute-form target keeps its scheme and host, as Express's router expects.
               r.url =
-                `${keptPrefix}${rest}` === '' ? `/${search}` : `${keptPrefix}${rest}${search}`;
+                origin +
+                (`${keptPrefix}${rest}` === '' ? `/${search}` : `${keptPrefix}${rest}${search}`);
             },
           }
         : {}),

@@ -11,6 +11,7 @@ import type {
 import { createRequestContainer, ensureTenancyRegistered } from '../context/tenant-container';
 import { TenantContext, type TenantUser } from '../context/tenant-context';
 import { assertValidTenantId } from '../context/tenant-id';
+import type { ClaimPath } from '../context/claim-path';
 import { claimMembership, type TenantMembershipCheck } from '../context/tenant-membership';
 import type { TenantRecord } from '../context/tenant-record';
 import { runInTenantScope } from '../context/tenant-scope';
@@ -21,17 +22,20 @@ import {
   TenantForbiddenError,
   TenantNotFoundError,
   TenantRequiredError,
+  TenantResolutionError,
   TenantSuspendedError,
   TenantUnavailableError,
 } from '../errors';
 import { toTenancyLogger, type TenancyLoggerInput } from '../logger';
 import { CachedTenantStore } from '../store/cached-tenant-store';
 import type { TenantStore } from '../store/tenant-store';
+import { DomainStrategy } from './domain-strategy';
 import { HeaderStrategy } from './header-strategy';
 import { JwtClaimStrategy, type JwtClaimStrategyOptions } from './jwt-claim-strategy';
 import { PathStrategy, type PathStrategyOptions } from './path-strategy';
+import { checkRequestHeaders } from './request-target';
 import { SubdomainStrategy } from './subdomain-strategy';
-import './tenant-request';
+import '../context/tenant-request';
 import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolution-strategy';
 
 /** Options of {@link resolveTenant}. Explicit options win over `config`. */
@@ -51,14 +55,25 @@ export interface ResolveTenantOptions {
   readonly strategies?: readonly (TenantStrategyName | TenantResolutionStrategy)[] | undefined;
   /** Header of the `header` strategy. Default: config `header`, else `X-Tenant-ID`. */
   readonly header?: string | undefined;
-  /** Domain of the `subdomain` strategy. Default: config `domain`. Required for `subdomain`. */
-  readonly domain?: string | undefined;
+  /**
+   * Domain(s) of the `subdomain` strategy (`lexigram.dev`, or a list). Also the
+   * platform domains the `domain` strategy skips. Default: config `domain`.
+   * Required for `subdomain`.
+   */
+  readonly domain?: string | readonly string[] | undefined;
+  /**
+   * What the `subdomain` strategy does with a host outside its domains:
+   * `refuse` (400 `HOST_INVALID`) or `skip` (so a later `domain` strategy can
+   * look it up as a custom domain). Default: config `foreignHosts`, else
+   * `refuse`; `skip` when the chain also runs `domain`.
+   */
+  readonly foreignHosts?: 'refuse' | 'skip' | undefined;
   /** Bare-domain policy of the `subdomain` strategy. Default: config `bareDomain`, else `refuse`. */
   readonly bareDomain?: BareDomainPolicy | undefined;
   /** Labels the `subdomain` strategy ignores (`www`). Default: `[]`. */
   readonly ignoredSubdomains?: readonly string[] | undefined;
   /** Verification settings of the `jwt_claim` strategy. Default: config `jwt`. Required for `jwt_claim`. */
-  readonly jwt?: (JwtClaimStrategyOptions & { readonly tenantsClaim?: string }) | undefined;
+  readonly jwt?: (JwtClaimStrategyOptions & { readonly tenantsClaim?: ClaimPath }) | undefined;
   /** Settings of the `path` strategy. Default: config `path`, else `{ prefix: '/api/v1', stripTenantSegment: true }`. */
   readonly path?: PathStrategyOptions | undefined;
   /**
@@ -139,6 +154,8 @@ interface Identified {
 interface Decision {
   readonly named: readonly Named[];
   readonly context: TenantContext;
+  /** The tenant was resolved by an earlier resolveTenant() on this request: its scope is entered already. */
+  readonly again?: true | undefined;
 }
 
 interface Named {
@@ -156,6 +173,15 @@ function resolutionSection(
     return parseResolutionConfig(config.tenancy.resolution);
   }
   return parseResolutionConfig(config);
+}
+
+function platformDomains(
+  options: ResolveTenantOptions,
+  config: TenancyResolutionConfig | undefined,
+): readonly string[] {
+  const given = options.domain ?? config?.domains ?? config?.domain;
+  if (given === undefined) return [];
+  return typeof given === 'string' ? [given] : given;
 }
 
 function buildStrategies(
@@ -178,8 +204,14 @@ function buildStrategies(
             header: options.header ?? config?.header ?? 'X-Tenant-ID',
           });
           break;
+        case 'domain':
+          strategy = new DomainStrategy({
+            store: options.store,
+            platformDomains: platformDomains(options, config),
+          });
+          break;
         case 'subdomain': {
-          const domain = options.domain ?? config?.domain;
+          const domain = options.domain ?? config?.domains ?? config?.domain;
           if (domain === undefined) {
             throw new TenancyConfigError(
               'Cannot use strategy "subdomain" because no domain is configured. Pass domain, e.g. "lexigram.dev".',
@@ -189,6 +221,10 @@ function buildStrategies(
             domain,
             bareDomain: options.bareDomain ?? config?.bareDomain ?? 'refuse',
             ignoredLabels: options.ignoredSubdomains ?? [],
+            foreignHosts:
+              options.foreignHosts ??
+              config?.foreignHosts ??
+              (wanted.includes('domain') ? 'skip' : 'refuse'),
           });
           break;
         }
@@ -207,7 +243,7 @@ function buildStrategies(
           break;
         default:
           throw new TenancyConfigError(
-            `Cannot use strategy "${String(entry)}" because it is unknown. Use header, jwt_claim, subdomain, path or a TenantResolutionStrategy object.`,
+            `Cannot use strategy "${String(entry)}" because it is unknown. Use header, jwt_claim, subdomain, path, domain or a TenantResolutionStrategy object.`,
           );
       }
     } else if (
@@ -273,7 +309,11 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   const jwt = options.jwt ?? config?.jwt;
   const isMember =
     options.isMember ??
-    claimMembership({ claim: jwt?.claim ?? 'tid', tenantsClaim: jwt?.tenantsClaim ?? 'tenants' });
+    claimMembership({
+      claim: jwt?.claim ?? 'tid',
+      tenantsClaim: jwt?.tenantsClaim ?? 'tenants',
+      ...(options.jwt?.mapTenantId !== undefined ? { mapTenantId: options.jwt.mapTenantId } : {}),
+    });
   if (typeof isMember !== 'function') {
     throw new TenancyConfigError(
       'Cannot use isMember because it is not a function (user, tenantId, req) => boolean.',
@@ -289,13 +329,43 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
 
   // Everything below runs per request. Each step returns a plain value when it
   // can (sync strategies, a warm CachedTenantStore, a sync membership check) and
-  // a promise only when it must, so a warm request creates no promise at all.
+  // a promise only when it must, so a warm request creates no promise at all —
+  // except a bearer token: jose verifies through WebCrypto, which is async.
 
   // Per strategy, the label of its id in error messages (built once, not per request).
   const sourceLabels = strategies.map((strategy) => `${strategy.name} source`);
 
+  // Anything that is not a TenancyError (a bug in a custom strategy, a
+  // membership check that threw) becomes a coded 500: a plain Error would
+  // reach Express's HTML handler, and the cause is never rendered.
+  function asCoded(what: string, cause: unknown): TenancyError {
+    if (cause instanceof TenancyError) return cause;
+    return new TenantResolutionError(
+      `Cannot resolve the tenant because ${what} failed. Fix it; the cause is logged, not shown.`,
+      { cause },
+    );
+  }
+  function coded(what: string): (cause: unknown) => never {
+    return (cause) => {
+      throw asCoded(what, cause);
+    };
+  }
+  const strategyFailed = strategies.map((strategy) => coded(`strategy "${strategy.name}"`));
+  const memberFailed = coded('the membership check (isMember)');
+  const userFailed = coded('the user lookup (getUser)');
+
   function collect(acc: Identified, index: number, found: TenantResolution | undefined): void {
     if (found === undefined) return;
+    if (typeof found !== 'object' || found === null) {
+      throw new TenantResolutionError(
+        `Cannot resolve the tenant because strategy "${(strategies[index] as TenantResolutionStrategy).name}" returned ${found === null ? 'null' : typeof found}, not a TenantResolution or undefined. Fix the strategy.`,
+      );
+    }
+    if (found.accept !== undefined && typeof found.accept !== 'function') {
+      throw new TenantResolutionError(
+        `Cannot resolve the tenant because strategy "${(strategies[index] as TenantResolutionStrategy).name}" returned an accept that is not a function. Fix the strategy.`,
+      );
+    }
     if (found.user !== undefined) acc.user ??= found.user;
     if (found.tenantId === undefined) return;
     // Validated here, before any other strategy's id is compared or the store is asked.
@@ -309,20 +379,33 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
 
   function step(req: Request, acc: Identified, index: number): Maybe<Identified> {
     for (let i = index; i < strategies.length; i += 1) {
-      const found = (strategies[i] as TenantResolutionStrategy).resolve(req);
+      const failed = strategyFailed[i] as (cause: unknown) => never;
+      let found: Maybe<TenantResolution | undefined>;
+      try {
+        found = (strategies[i] as TenantResolutionStrategy).resolve(req);
+      } catch (cause) {
+        return failed(cause);
+      }
       if (isThenable(found)) {
         return found.then((value) => {
           collect(acc, i, value);
           return step(req, acc, i + 1);
-        });
+        }, failed);
       }
       collect(acc, i, found);
     }
-    if (acc.user === undefined && getUser !== undefined) {
-      return andThen(getUser(req), (user) => {
-        acc.user = user;
+    if (acc.user === undefined && req.tenantUser === undefined && getUser !== undefined) {
+      let user: Maybe<TenantUser | undefined>;
+      try {
+        user = getUser(req);
+      } catch (cause) {
+        throw asCoded('the user lookup (getUser)', cause);
+      }
+      const keep = (found: TenantUser | undefined): Identified => {
+        acc.user = found;
         return acc;
-      });
+      };
+      return isThenable(user) ? user.then(keep, userFailed) : keep(user);
     }
     return acc;
   }
@@ -364,12 +447,32 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   }
 
   function decide(req: Request, found: Identified): Maybe<Decision | undefined> {
-    const { named, user } = found;
+    const { named } = found;
+    // A second resolveTenant() on the same request (an app-level chain and a
+    // router-level one): it may agree with the tenant already resolved, never
+    // switch the request to another one, nor replace the verified user.
+    const earlier = req.tenant !== undefined && req.tenant.isActive() ? req.tenant : undefined;
+    if (
+      req.tenantUser !== undefined &&
+      found.user !== undefined &&
+      found.user.id !== req.tenantUser.id
+    ) {
+      throw new TenantConflictError(
+        `Cannot accept user "${found.user.id}" because an earlier resolveTenant() verified user "${req.tenantUser.id}" on this request. Send one identity.`,
+      );
+    }
+    const user = req.tenantUser ?? found.user;
     if (user !== undefined) req.tenantUser = user;
     const first = named[0];
     if (first === undefined) {
+      if (earlier !== undefined) return { named, context: earlier, again: true };
       if (required) throw new TenantRequiredError();
       return undefined;
+    }
+    if (earlier !== undefined && earlier.id !== first.id) {
+      throw new TenantConflictError(
+        `Cannot pick a tenant because an earlier resolveTenant() resolved "${earlier.id}" and ${first.source} names "${first.id}". Send one tenant.`,
+      );
     }
     let chosen: Named | undefined;
     for (const n of named) {
@@ -381,16 +484,25 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       if (chosen === undefined && n.trusted) chosen = n;
     }
     const source = chosen ?? first;
-    if (user === undefined || source.trusted) return admit(named, source, user);
-    return andThen(isMember(user, first.id, req), (member) => {
+    const admitted = (): Maybe<Decision> =>
+      earlier !== undefined ? { named, context: earlier, again: true } : admit(named, source, user);
+    if (user === undefined || source.trusted) return admitted();
+    let answer: Maybe<boolean>;
+    try {
+      answer = isMember(user, first.id, req);
+    } catch (cause) {
+      throw asCoded('the membership check (isMember)', cause);
+    }
+    const judge = (member: boolean): Maybe<Decision> => {
       // Only a literal true admits: a check that answers anything else fails closed.
       if (member !== true) {
         throw new TenantForbiddenError(
           `Cannot access tenant "${first.id}" because the user is not a member of it.`,
         );
       }
-      return admit(named, source, user);
-    });
+      return admitted();
+    };
+    return isThenable(answer) ? answer.then(judge, memberFailed) : judge(answer);
   }
 
   function admit(
@@ -411,14 +523,13 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   }
 
   function refuse(req: Request, next: NextFunction, error: unknown): void {
-    if (error instanceof TenancyError) {
-      logger.debug('tenant resolution refused', {
-        code: error.code,
-        status: error.status,
-        path: req.path,
-      });
-    }
-    next(error);
+    const refused = asCoded('tenant resolution', error);
+    logger.debug('tenant resolution refused', {
+      code: refused.code,
+      status: refused.status,
+      path: req.path,
+    });
+    next(refused);
   }
 
   function enter(
@@ -432,7 +543,16 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       return;
     }
     const { context, named } = decision;
-    for (const n of named) n.accept?.(req);
+    try {
+      for (const n of named) n.accept?.(req);
+    } catch (cause) {
+      refuse(req, next, asCoded("a strategy's accept()", cause));
+      return;
+    }
+    if (decision.again === true) {
+      next(); // already inside this tenant's scope, with its container
+      return;
+    }
     const child = createRequestContainer(context, parent);
     req.tenant = context;
     req.container = child;
@@ -445,16 +565,24 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   return function resolveTenantMiddleware(req: Request, res: Response, next: NextFunction): void {
     let outcome: Maybe<Decision | undefined>;
     try {
+      // Duplicate or malformed Host, or headers the parser may have dropped: refused for every chain.
+      checkRequestHeaders(req);
       outcome = andThen(identify(req), (found) => decide(req, found));
     } catch (error) {
       refuse(req, next, error);
       return;
     }
     if (isThenable(outcome)) {
-      outcome.then(
-        (decision) => enter(req, res, next, decision),
-        (error: unknown) => refuse(req, next, error),
-      );
+      outcome
+        .then(
+          (decision) => enter(req, res, next, decision),
+          (error: unknown) => refuse(req, next, error),
+        )
+        // enter() and refuse() catch their own failures; this only keeps a
+        // throwing downstream next() from becoming an unhandled rejection.
+        .catch((error: unknown) =>
+          logger.error('tenant resolution failed after next()', { error }),
+        );
     } else {
       enter(req, res, next, outcome);
     }

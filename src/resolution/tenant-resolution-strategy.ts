@@ -34,9 +34,10 @@ export interface TenantResolution {
  * A way to find the tenant of a request. Built-in: `HeaderStrategy`,
  * `JwtClaimStrategy`, `SubdomainStrategy`, `PathStrategy`. Return
  * `undefined` when the request does not use this strategy; throw a
- * `TenancyError` (never a plain Error) when it uses it wrongly, e.g. a forged
- * token: a request is refused rather than silently resolved by another
- * strategy.
+ * `TenancyError` when it uses it wrongly, e.g. a forged token: a request is
+ * refused rather than silently resolved by another strategy. Anything else
+ * thrown or rejected (a bug) is refused too, as 500
+ * `TENANT_RESOLUTION_FAILED`; it never crashes the process.
  *
  * @example
  * ```ts

@@ -53,6 +53,9 @@ function freezeRecord(record: TenantRecord): TenantRecord {
     ...record,
     isolation: Object.freeze({ ...record.isolation }),
     config: Object.freeze({ ...record.config }),
+    ...(record.domains !== undefined
+      ? { domains: Object.freeze(record.domains.map((d) => Object.freeze({ ...d }))) }
+      : {}),
   });
 }
 
@@ -78,6 +81,9 @@ export class CachedTenantStore implements TenantStore {
   readonly #now: () => number;
   readonly #entries = new Map<string, Entry>();
   readonly #inflight = new Map<string, Promise<TenantRecord | undefined>>();
+  // Custom domains, cached like ids (negative answers too), in their own map.
+  readonly #domains = new Map<string, Entry>();
+  readonly #domainInflight = new Map<string, Promise<TenantRecord | undefined>>();
   #hits = 0;
   #misses = 0;
   #coalesced = 0;
@@ -192,6 +198,89 @@ export class CachedTenantStore implements TenantStore {
   invalidate(id: string): void {
     this.#entries.delete(id);
     this.#inflight.delete(id);
+    for (const [domain, entry] of this.#domains) {
+      if (entry.record?.id === id) this.#domains.delete(domain);
+    }
+  }
+
+  /**
+   * Forgets one custom domain (found or cached as unknown), so the next
+   * `findByDomain` reads the store. `TenantManager` calls it when a domain is
+   * added, verified or removed.
+   *
+   * @example
+   * ```ts
+   * store.invalidateDomain('app.acme-corp.com');
+   * ```
+   */
+  invalidateDomain(domain: string): void {
+    this.#domains.delete(domain);
+    this.#domainInflight.delete(domain);
+  }
+
+  /**
+   * The cached answer for a custom domain without waiting, like {@link peek}.
+   *
+   * @example
+   * ```ts
+   * store.peekDomain('app.acme-corp.com'); // TenantRecord | null | undefined
+   * ```
+   */
+  peekDomain(domain: string): TenantRecord | null | undefined {
+    const entry = this.#domains.get(domain);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= this.#now()) {
+      this.#domains.delete(domain);
+      return undefined;
+    }
+    this.#domains.delete(domain);
+    this.#domains.set(domain, entry);
+    this.#hits += 1;
+    return entry.record ?? null;
+  }
+
+  /**
+   * The tenant holding a verified custom domain, cached like {@link findById}
+   * (unknown domains for `negativeTtlMs`, concurrent misses coalesced). Throws
+   * a `TypeError` when the wrapped store has no `findByDomain`.
+   */
+  async findByDomain(domain: string): Promise<TenantRecord | undefined> {
+    const cached = this.peekDomain(domain);
+    if (cached !== undefined) return cached ?? undefined;
+    this.#misses += 1;
+    const running = this.#domainInflight.get(domain);
+    if (running !== undefined) {
+      this.#coalesced += 1;
+      return running;
+    }
+    const inner = this.#inner.findByDomain;
+    if (inner === undefined) {
+      throw new TypeError(
+        'Cannot look up a custom domain because the wrapped tenant store has no findByDomain(). Use a store that supports domains.',
+      );
+    }
+    this.#storeCalls += 1;
+    const call = inner.call(this.#inner, domain).then(
+      (found) => {
+        const record = found === undefined ? undefined : freezeRecord(found);
+        if (this.#domainInflight.get(domain) === call) {
+          this.#domainInflight.delete(domain);
+          this.#rememberIn(this.#domains, domain, record);
+        }
+        return record;
+      },
+      (error: unknown) => {
+        if (this.#domainInflight.get(domain) === call) this.#domainInflight.delete(domain);
+        throw error;
+      },
+    );
+    this.#domainInflight.set(domain, call);
+    return call;
+  }
+
+  /** Whether the wrapped store can look tenants up by domain. */
+  get supportsDomains(): boolean {
+    return typeof this.#inner.findByDomain === 'function';
   }
 
   /**
@@ -205,6 +294,8 @@ export class CachedTenantStore implements TenantStore {
   invalidateAll(): void {
     this.#entries.clear();
     this.#inflight.clear();
+    this.#domains.clear();
+    this.#domainInflight.clear();
   }
 
   /** Not cached: listing is an admin operation. */
@@ -226,6 +317,8 @@ export class CachedTenantStore implements TenantStore {
       return await this.#inner.update(id, patch);
     } finally {
       this.invalidate(id);
+      // A domain just added may be cached as unknown.
+      for (const d of patch.domains ?? []) this.invalidateDomain(d.domain);
     }
   }
 
@@ -238,13 +331,17 @@ export class CachedTenantStore implements TenantStore {
   }
 
   #remember(id: string, record: TenantRecord | undefined): void {
+    this.#rememberIn(this.#entries, id, record);
+  }
+
+  #rememberIn(entries: Map<string, Entry>, key: string, record: TenantRecord | undefined): void {
     const ttl = record === undefined ? this.#negativeTtlMs : this.#ttlMs;
     if (ttl <= 0) return;
-    this.#entries.set(id, { record, expiresAt: this.#now() + ttl });
-    while (this.#entries.size > this.#maxEntries) {
-      const oldest = this.#entries.keys().next();
+    entries.set(key, { record, expiresAt: this.#now() + ttl });
+    while (entries.size > this.#maxEntries) {
+      const oldest = entries.keys().next();
       if (oldest.done === true) break;
-      this.#entries.delete(oldest.value);
+      entries.delete(oldest.value);
       this.#evictions += 1;
     }
   }

@@ -72,6 +72,24 @@ const MIGRATIONS: readonly CentralMigration[] = [
       await knex.schema.dropTableIfExists(tenants);
     },
   },
+  {
+    // Custom domains (issue 13): a jsonb list of { domain, verified, token?, verifiedAt? }.
+    name: '0002_tenant_domains',
+    async up(knex, tenants) {
+      await knex.schema.alterTable(tenants, (t) => {
+        t.jsonb('domains').notNullable().defaultTo('[]');
+        t.check(`jsonb_typeof(domains) = 'array'`, [], `${tenants}_domains_array`);
+        t.index(['domains'], `${tenants}_domains_idx`, 'gin');
+      });
+    },
+    async down(knex, tenants) {
+      await knex.schema.alterTable(tenants, (t) => {
+        t.dropIndex(['domains'], `${tenants}_domains_idx`);
+        t.dropChecks([`${tenants}_domains_array`]);
+        t.dropColumn('domains');
+      });
+    },
+  },
 ];
 
 /**

@@ -57,6 +57,7 @@ export class InMemoryTenantStore implements TenantStore {
       ...(patch.statusReason !== undefined ? { statusReason: patch.statusReason } : {}),
       ...(patch.isolation !== undefined ? { isolation: structuredClone(patch.isolation) } : {}),
       ...(patch.config !== undefined ? { config: structuredClone(patch.config) } : {}),
+      ...(patch.domains !== undefined ? { domains: structuredClone(patch.domains) } : {}),
       updatedAt: new Date(),
     };
     this.#tenants.set(id, next);
@@ -65,6 +66,13 @@ export class InMemoryTenantStore implements TenantStore {
 
   async remove(id: string): Promise<boolean> {
     return this.#tenants.delete(id);
+  }
+
+  async findByDomain(domain: string): Promise<TenantRecord | undefined> {
+    for (const tenant of this.#tenants.values()) {
+      if (tenant.domains?.some((d) => d.verified && d.domain === domain)) return copy(tenant);
+    }
+    return undefined;
   }
 
   #insert(tenant: NewTenant): TenantRecord {
@@ -82,6 +90,7 @@ export class InMemoryTenantStore implements TenantStore {
       statusReason: null,
       isolation: structuredClone(tenant.isolation ?? {}),
       config: structuredClone(tenant.config ?? {}),
+      ...(tenant.domains !== undefined ? { domains: structuredClone(tenant.domains) } : {}),
       createdAt: now,
       updatedAt: now,
     };

@@ -1,6 +1,11 @@
 import type { Knex } from 'knex';
 import { assertValidTenantId } from '../context/tenant-id';
-import type { TenantIsolationSettings, TenantRecord, TenantStatus } from '../context/tenant-record';
+import type {
+  TenantDomain,
+  TenantIsolationSettings,
+  TenantRecord,
+  TenantStatus,
+} from '../context/tenant-record';
 import { TenantNotFoundError, TenantStateError } from '../errors';
 import { DEFAULT_TENANTS_TABLE, assertTableName } from './central-migrations';
 import type { NewTenant, TenantListOptions, TenantPatch, TenantStore } from './tenant-store';
@@ -19,6 +24,7 @@ interface TenantRow {
   status_reason: string | null;
   isolation: TenantIsolationSettings | null;
   config: Record<string, unknown> | null;
+  domains?: TenantDomain[] | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -49,6 +55,9 @@ function toRecord(row: TenantRow): TenantRecord {
     statusReason: row.status_reason,
     isolation: Object.freeze(row.isolation ?? {}),
     config: Object.freeze(row.config ?? {}),
+    ...(row.domains !== undefined && row.domains !== null && row.domains.length > 0
+      ? { domains: Object.freeze(row.domains.map((d) => Object.freeze({ ...d }))) }
+      : {}),
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   });
@@ -114,6 +123,7 @@ export class KnexTenantStore implements TenantStore {
         status: assertStatus(tenant.status ?? 'active'),
         isolation: JSON.stringify(tenant.isolation ?? {}),
         config: JSON.stringify(tenant.config ?? {}),
+        ...(tenant.domains !== undefined ? { domains: JSON.stringify(tenant.domains) } : {}),
       })
       .onConflict('id')
       .ignore()
@@ -175,7 +185,17 @@ export class KnexTenantStore implements TenantStore {
     if (patch.statusReason !== undefined) changes.status_reason = patch.statusReason;
     if (patch.isolation !== undefined) changes.isolation = JSON.stringify(patch.isolation);
     if (patch.config !== undefined) changes.config = JSON.stringify(patch.config);
+    if (patch.domains !== undefined) changes.domains = JSON.stringify(patch.domains);
     return changes;
+  }
+
+  /** The tenant holding `domain` as a verified custom domain (a containment query on the GIN-indexed `domains`). */
+  async findByDomain(domain: string): Promise<TenantRecord | undefined> {
+    const row = (await this.#knex<TenantRow>(this.#table)
+      .whereRaw('?? @> ?::jsonb', ['domains', JSON.stringify([{ domain, verified: true }])])
+      .orderBy('id', 'asc')
+      .first()) as TenantRow | undefined;
+    return row ? toRecord(row) : undefined;
   }
 
   async remove(id: string): Promise<boolean> {

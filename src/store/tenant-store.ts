@@ -1,4 +1,9 @@
-import type { TenantIsolationSettings, TenantRecord, TenantStatus } from '../context/tenant-record';
+import type {
+  TenantDomain,
+  TenantIsolationSettings,
+  TenantRecord,
+  TenantStatus,
+} from '../context/tenant-record';
 
 /** What a new tenant is created from. */
 export interface NewTenant {
@@ -12,6 +17,8 @@ export interface NewTenant {
   readonly isolation?: TenantIsolationSettings | undefined;
   /** Per-tenant config overrides. Default: `{}`. */
   readonly config?: Readonly<Record<string, unknown>> | undefined;
+  /** Custom domains (normalised host names). Default: none. */
+  readonly domains?: readonly TenantDomain[] | undefined;
 }
 
 /** A partial update of a tenant. `id` and `createdAt` never change. */
@@ -21,6 +28,8 @@ export interface TenantPatch {
   readonly statusReason?: string | null | undefined;
   readonly isolation?: TenantIsolationSettings | undefined;
   readonly config?: Readonly<Record<string, unknown>> | undefined;
+  /** Custom domains, replacing the whole list (normalised host names). */
+  readonly domains?: readonly TenantDomain[] | undefined;
 }
 
 /** Filters for {@link TenantStore.list}. */
@@ -30,7 +39,8 @@ export interface TenantListOptions {
 }
 
 /**
- * Where tenants are kept. `resolveTenant()` only calls `findById`, and only
+ * Where tenants are kept. `resolveTenant()` only calls `findById` (and
+ * `findByDomain` for the `domain` strategy), and only
  * with an id that already passed `TENANT_ID_PATTERN`.
  *
  * @example
@@ -49,4 +59,9 @@ export interface TenantStore {
   update(id: string, patch: TenantPatch): Promise<TenantRecord>;
   /** Removes a tenant record; returns whether it existed. */
   remove(id: string): Promise<boolean>;
+  /**
+   * The tenant holding `domain` (a normalised host name) as a **verified**
+   * custom domain, or `undefined`. Optional: needed by the `domain` strategy.
+   */
+  findByDomain?(domain: string): Promise<TenantRecord | undefined>;
 }

@@ -1,6 +1,6 @@
 import type { Request } from 'express';
 import type { DependencyContainer } from 'tsyringe';
-import type { TenantContext, TenantUser } from '../context/tenant-context';
+import type { TenantContext, TenantUser } from './tenant-context';
 
 // Declaration merging: importing tenantry adds these fields to every Express Request.
 declare global {

@@ -76,6 +76,18 @@ interface Pack {
   readonly files: readonly string[];
 }
 
+interface TsConfig {
+  readonly compilerOptions?: Record<string, unknown>;
+}
+
+function withGlobalTypesOnlyNode(config: TsConfig): object {
+  return {
+    ...config,
+    compilerOptions: { ...config.compilerOptions, types: ['node'] },
+    include: ['src'],
+  };
+}
+
 async function packTenantry(into: string): Promise<Pack> {
   const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', into], {
     cwd: ROOT,
@@ -108,7 +120,9 @@ async function createProject(dir: string, type: 'commonjs' | 'module', pack: Pac
   if (!tsconfig) throw new Error('README: no tsconfig.json block in the Install section');
   writeFileSync(
     path.join(dir, 'tsconfig.json'),
-    JSON.stringify({ ...(JSON.parse(tsconfig.code) as object), include: ['src'] }, null, 2),
+    // Only @types/node is global, as in a fresh project: the linked node_modules hold
+    // the repository's other @types (koa through oidc-provider's), which an app would not.
+    JSON.stringify(withGlobalTypesOnlyNode(JSON.parse(tsconfig.code) as TsConfig), null, 2),
   );
   const quick = blocks.filter((b) => b.section === 'Quick start');
   const yaml = quick.find((b) => b.lang === 'yaml');

@@ -165,6 +165,22 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 const PLAIN_ALIAS = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 
+// Objection.js names the tables of withGraphJoined "<relation>:<relation>" (`species as pets:species`).
+// knex renders the text after " as " as one quoted identifier (no dot splitting), and the tenant
+// predicate `pets:species.tenant_id` renders as "pets:species"."tenant_id": a colon cannot make the
+// predicate name another relation. Dots, quotes, spaces and brackets stay refused.
+const COLON_ALIAS = /^([A-Za-z_][A-Za-z0-9_$]*) as ([A-Za-z_][A-Za-z0-9_$:]{0,62})$/;
+
+/** {@link parseTableString}, also reading a plain table with an Objection-style colon alias. */
+function parseTableOrColonAlias(value: string, schema: string | undefined): TableRef | null {
+  const ref = parseTableString(value, schema);
+  if (ref !== null) return ref;
+  const m = COLON_ALIAS.exec(value);
+  if (m === null) return null;
+  const target = parseTableString(m[1] as string, schema);
+  return target === null || target.alias !== undefined ? null : { ...target, alias: m[2] };
+}
+
 function unsafe(message: string): UnsafeQueryError {
   return new UnsafeQueryError(message);
 }
@@ -313,7 +329,7 @@ export class ScopeEngine {
     const refs: ScopedRef[] = [];
     const add = (value: unknown, place: ScopedRef['place'], schema: unknown): void => {
       if (typeof value === 'string') {
-        const ref = parseTableString(value, typeof schema === 'string' ? schema : undefined);
+        const ref = parseTableOrColonAlias(value, typeof schema === 'string' ? schema : undefined);
         if (ref === null) {
           if (system) return;
           throw unsafe(

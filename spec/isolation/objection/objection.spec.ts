@@ -98,7 +98,7 @@ function describeObjection(mode: Mode): void {
     /** Asserts a non-empty graph of rows all from `tenant`, seeded ones named after it. */
     function expectOnly(tenant: string, value: unknown): void {
       const rows = tenantRows(value);
-      expect(rows, 'the result holds tenant rows').to.not.be.empty;
+      expect(rows.length, 'the result holds tenant rows').to.be.greaterThan(0);
       for (const row of rows) {
         expect(markerOf(row), JSON.stringify(row)).to.equal(marker(tenant));
         const label = typeof row.name === 'string' ? row.name : row.title;

@@ -1794,6 +1794,22 @@ const attacks: CorpusCase[] = [
         .onConflict(['tenant_id', 'id'])
         .merge({ tenant_id: k.raw('?', ['globex']) }),
   },
+  {
+    id: 'raw conflict target without the tenant column',
+    attack: '3 tenant key',
+    refuse: true,
+    methods: ['onConflict'],
+    write: true,
+    build: (k) => d(k).insert(row(1)).onConflict(k.raw('(id)')).merge(),
+  },
+  {
+    id: 'raw conflict target with a tenant-column lookalike',
+    attack: '3 tenant key',
+    refuse: true,
+    methods: ['onConflict'],
+    write: true,
+    build: (k) => d(k).insert(row(1)).onConflict(k.raw('(" tenant_id", id)')).merge(),
+  },
   // 4. INSERT ... SELECT with reordered columns
   {
     id: 'raw insert select reordered (title into tenant_id)',

@@ -327,7 +327,12 @@ export class ScopeEngine {
     }
 
     const refs: ScopedRef[] = [];
-    const add = (value: unknown, place: ScopedRef['place'], schema: unknown): void => {
+    const add = (
+      value: unknown,
+      place: ScopedRef['place'],
+      schema: unknown,
+      extra?: ScopedRef['extra'],
+    ): void => {
       if (typeof value === 'string') {
         const ref = parseTableOrColonAlias(value, typeof schema === 'string' ? schema : undefined);
         if (ref === null) {
@@ -336,7 +341,7 @@ export class ScopeEngine {
             `Cannot scope table reference "${value}" because it is not a plain table name. Use "table" or "table as alias".`,
           );
         }
-        refs.push({ ref, kind: catalog.classify(ref, run.ctes), place });
+        refs.push({ ref, kind: catalog.classify(ref, run.ctes), place, extra });
       } else if (isRawFragment(value)) {
         run.raws.push(typeof value.sql === 'string' ? value.sql : String(value.sql));
       } else if (isPlainObject(value)) {
@@ -357,7 +362,7 @@ export class ScopeEngine {
           throw unsafe(`Cannot scope aliased table reference "${alias}".`);
         }
         const aliased: TableRef = { ...ref, alias };
-        refs.push({ ref: aliased, kind: catalog.classify(aliased, run.ctes), place });
+        refs.push({ ref: aliased, kind: catalog.classify(aliased, run.ctes), place, extra });
       } else if (
         value !== undefined &&
         value !== null &&
@@ -387,10 +392,14 @@ export class ScopeEngine {
         for (const clause of join.clauses ?? []) this.#collectRaw(clause, run);
       });
     }
-    for (const extra of [single.updateFrom, single.using]) {
+    for (const key of ['updateFrom', 'using'] as const) {
+      const extra = single[key];
       if (extra === undefined) continue;
-      if (Array.isArray(extra)) for (const e of extra as unknown[]) add(e, 'extra', undefined);
-      else add(extra, 'extra', undefined);
+      if (Array.isArray(extra)) {
+        (extra as unknown[]).forEach((e, index) => add(e, 'extra', undefined, { key, index }));
+      } else {
+        add(extra, 'extra', undefined, { key });
+      }
     }
 
     let hasTenant = false;

@@ -8,6 +8,8 @@ export interface ScopedRef {
   readonly kind: TableKind;
   /** `main` (from/into/update/delete target), a join index, or `extra` (updateFrom / using). */
   readonly place: 'main' | 'extra' | number;
+  /** For `extra`: which single entry holds it (and its index when that is an array). */
+  readonly extra?: { readonly key: 'updateFrom' | 'using'; readonly index?: number };
 }
 
 function qualifier(ref: TableRef): string {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { Knex } from 'knex';
-import { Model, initialize } from 'objection';
+import { Model, fn, initialize, raw, ref } from 'objection';
 import { runWithTenant, withTenancy, type TenantKnex } from '../../../src/index';
 import { createScratchDatabase, createTestKnex } from '../../support/test-database';
 import { code } from '../support/error-code';
@@ -406,6 +406,49 @@ function describeObjection(mode: Mode): void {
           [0, ['acme:heat']],
           [0, ['acme:heat']],
         ]);
+      });
+    });
+
+    describe('transactions and expression helpers', () => {
+      it('Model.transaction() on the tenant-scoped Knex writes and reads the caller tenant only', async () => {
+        const globex = await snapshot('globex');
+        const names = await runWithTenant('acme', async () =>
+          m.Person.transaction(db, async (trx) => {
+            await m.Person.query(trx).insert({ name: 'acme:trx' });
+            await m.Person.query(trx).patch({ name: 'acme:trx-bob' }).where('id', 2);
+            return (await m.Person.query(trx).orderBy('id').select('name')).map((p) => p.name);
+          }),
+        );
+        expect(names).to.deep.equal(['acme:alice', 'acme:trx-bob', 'acme:carol', 'acme:trx']);
+        expect(await snapshot('globex')).to.equal(globex);
+        const rolledBack = await runWithTenant('acme', async () =>
+          m.Person.transaction(db, async (trx) => {
+            await m.Person.query(trx).delete();
+            throw new Error('roll back');
+          }).then(
+            () => 'committed',
+            (e: Error) => e.message,
+          ),
+        );
+        expect(rolledBack).to.equal('roll back');
+        expect(await runWithTenant('acme', async () => m.Person.query().resultSize())).to.equal(4);
+      });
+
+      it('ref(), raw() and fn() (rendered as raw SQL with identifier bindings) are proven and scoped', async () => {
+        for (const tenant of TENANTS) {
+          const rows = await runWithTenant(tenant, async () =>
+            m.Person.query()
+              .select('id', ref('name').as('label'), fn.upper(ref('people.name')).as('upper'))
+              .select(raw('count(*) over () as total'))
+              .where(ref('people.parent_id'), 1)
+              .whereExists(m.Person.relatedQuery('pets'))
+              .orderBy(ref('id')),
+          );
+          const out = rows as unknown as Array<Record<string, unknown>>;
+          expect(out.map((r) => r.label)).to.deep.equal([`${tenant}:bob`]);
+          expect(out.map((r) => r.upper)).to.deep.equal([`${tenant}:bob`.toUpperCase()]);
+          expect(out.map((r) => r.total)).to.deep.equal(['1']);
+        }
       });
     });
 

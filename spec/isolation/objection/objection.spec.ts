@@ -316,6 +316,20 @@ function describeObjection(mode: Mode): void {
             joins.map((j: { tenant_id: string }) => j.tenant_id),
             'stamped',
           ).to.deep.equal(['acme', 'acme']);
+          // Every row of the graph landed in acme, read with the base Knex.
+          const landed = await Promise.all([
+            base('people').where({ name: 'acme:erin' }).pluck('tenant_id'),
+            base('pets').where({ name: 'acme:fido' }).pluck('tenant_id'),
+            base('movies').where({ title: 'acme:alien' }).pluck('tenant_id'),
+          ]);
+          expect(landed).to.deep.equal([['acme'], ['acme'], ['acme']]);
+        } else {
+          const landed = await Promise.all(
+            ['tenant_acme', 'tenant_globex', 'public'].map((schema) =>
+              base.withSchema(schema).from('people').where({ name: 'acme:erin' }).pluck('home'),
+            ),
+          );
+          expect(landed).to.deep.equal([['tenant_acme'], [], []]);
         }
       });
 
@@ -359,6 +373,22 @@ function describeObjection(mode: Mode): void {
         );
         expect((error as { name?: string } | undefined)?.name).to.equal('NotFoundError');
         expect([await snapshot('acme'), await snapshot('globex')]).to.deep.equal(before);
+      });
+
+      it("upsertGraph with insertMissing of another tenant's id inserts into the caller tenant, never updates the other", async () => {
+        const globex = await snapshot('globex');
+        await runWithTenant('acme', async () =>
+          m.Person.query().upsertGraph(
+            { id: 4, name: 'acme:dave', pets: [{ name: 'acme:spot' }] },
+            { insertMissing: true },
+          ),
+        );
+        expect(await snapshot('globex')).to.equal(globex);
+        const dave = await runWithTenant('acme', async () =>
+          m.Person.query().findById(4).withGraphFetched('pets'),
+        );
+        expectOnly('acme', dave);
+        expect(dave?.pets?.map((p) => p.name)).to.deep.equal(['acme:spot']);
       });
 
       it('patch changes the caller tenant rows only; patching the tenant column is refused', async () => {

@@ -165,6 +165,22 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 const PLAIN_ALIAS = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 
+// Objection.js names the tables of withGraphJoined "<relation>:<relation>" (`species as pets:species`).
+// knex renders the text after " as " as one quoted identifier (no dot splitting), and the tenant
+// predicate `pets:species.tenant_id` renders as "pets:species"."tenant_id": a colon cannot make the
+// predicate name another relation. Dots, quotes, spaces and brackets stay refused.
+const COLON_ALIAS = /^([A-Za-z_][A-Za-z0-9_$]*) as ([A-Za-z_][A-Za-z0-9_$:]{0,62})$/;
+
+/** {@link parseTableString}, also reading a plain table with an Objection-style colon alias. */
+function parseTableOrColonAlias(value: string, schema: string | undefined): TableRef | null {
+  const ref = parseTableString(value, schema);
+  if (ref !== null) return ref;
+  const m = COLON_ALIAS.exec(value);
+  if (m === null) return null;
+  const target = parseTableString(m[1] as string, schema);
+  return target === null || target.alias !== undefined ? null : { ...target, alias: m[2] };
+}
+
 function unsafe(message: string): UnsafeQueryError {
   return new UnsafeQueryError(message);
 }
@@ -323,16 +339,21 @@ export class ScopeEngine {
     }
 
     const refs: ScopedRef[] = [];
-    const add = (value: unknown, place: ScopedRef['place'], schema: unknown): void => {
+    const add = (
+      value: unknown,
+      place: ScopedRef['place'],
+      schema: unknown,
+      extra?: ScopedRef['extra'],
+    ): void => {
       if (typeof value === 'string') {
-        const ref = parseTableString(value, typeof schema === 'string' ? schema : undefined);
+        const ref = parseTableOrColonAlias(value, typeof schema === 'string' ? schema : undefined);
         if (ref === null) {
           if (system) return;
           throw unsafe(
             `Cannot scope table reference "${value}" because it is not a plain table name. Use "table" or "table as alias".`,
           );
         }
-        refs.push({ ref, kind: catalog.classify(ref, run.ctes), place });
+        refs.push({ ref, kind: catalog.classify(ref, run.ctes), place, extra });
       } else if (isRawFragment(value)) {
         run.raws.push(typeof value.sql === 'string' ? value.sql : String(value.sql));
       } else if (isPlainObject(value)) {
@@ -353,7 +374,7 @@ export class ScopeEngine {
           throw unsafe(`Cannot scope aliased table reference "${alias}".`);
         }
         const aliased: TableRef = { ...ref, alias };
-        refs.push({ ref: aliased, kind: catalog.classify(aliased, run.ctes), place });
+        refs.push({ ref: aliased, kind: catalog.classify(aliased, run.ctes), place, extra });
       } else if (
         value !== undefined &&
         value !== null &&
@@ -383,10 +404,14 @@ export class ScopeEngine {
         for (const clause of join.clauses ?? []) this.#collectRaw(clause, run);
       });
     }
-    for (const extra of [single.updateFrom, single.using]) {
+    for (const key of ['updateFrom', 'using'] as const) {
+      const extra = single[key];
       if (extra === undefined) continue;
-      if (Array.isArray(extra)) for (const e of extra as unknown[]) add(e, 'extra', undefined);
-      else add(extra, 'extra', undefined);
+      if (Array.isArray(extra)) {
+        (extra as unknown[]).forEach((e, index) => add(e, 'extra', undefined, { key, index }));
+      } else {
+        add(extra, 'extra', undefined, { key });
+      }
     }
 
     let hasTenant = false;

@@ -1,5 +1,5 @@
 import type { KnexBuilder, KnexCompiler, KnexJoin, KnexStatement } from '../statement-scoper';
-import { isBuilder, isPlainObject, unsafe } from '../statement-scoper';
+import { isBuilder, isPlainObject, isRawFragment, unsafe } from '../statement-scoper';
 import type { TableKind, TableRef } from '../table-catalog';
 
 /** A table reference of one builder level, with where it sits. */
@@ -8,6 +8,8 @@ export interface ScopedRef {
   readonly kind: TableKind;
   /** `main` (from/into/update/delete target), a join index, or `extra` (updateFrom / using). */
   readonly place: 'main' | 'extra' | number;
+  /** For `extra`: which single entry holds it (and its index when that is an array). */
+  readonly extra?: { readonly key: 'updateFrom' | 'using'; readonly index?: number };
 }
 
 function qualifier(ref: TableRef): string {
@@ -260,9 +262,13 @@ function applyInsert(
 
   if (single.onConflict !== undefined) {
     const target = single.onConflict;
+    // A raw conflict target (`onConflict(raw('(tenant_id, id)'))`) is left to the final-SQL
+    // verifier, which reads the inferred columns from the parse tree and refuses a target
+    // without the tenant column; the DO UPDATE below still gets its tenant condition.
     if (
-      !Array.isArray(target) ||
-      !target.some((c) => typeof c === 'string' && baseColumn(c) === column)
+      !isRawFragment(target) &&
+      (!Array.isArray(target) ||
+        !target.some((c) => typeof c === 'string' && baseColumn(c) === column))
     ) {
       throw unsafe(
         `Cannot upsert into a tenant table unless the conflict target includes "${column}" because a unique key ` +

@@ -57,7 +57,20 @@ export function applySchemaScope(
       copy.schema = undefined;
       joins[r.place] = copy;
     } else if (r.place === 'extra') {
-      throw unsafe('Cannot rewrite updateFrom/using tables in schema mode. Use a subquery.');
+      // updateFrom / using: a string, or an array of them (knex wraps each like a table name).
+      const at = r.extra;
+      if (at === undefined) {
+        throw unsafe('Cannot rewrite updateFrom/using tables in schema mode. Use a subquery.');
+      }
+      single ??= { ...compiler.single };
+      if (at.index === undefined) {
+        single[at.key] = name;
+      } else {
+        const list = single[at.key];
+        const copy = Array.isArray(list) ? list.slice() : [];
+        copy[at.index] = name;
+        single[at.key] = copy;
+      }
     }
   }
   if (single) compiler.single = single;

@@ -239,7 +239,40 @@ class Prover {
       }
       return;
     }
+    if (type === 'TruncateStmt') {
+      this.#truncate(body);
+      return;
+    }
     this.#dataStatement(type, body, undefined, 'the statement');
+  }
+
+  /**
+   * Schema mode only: TRUNCATE of tenant tables, each qualified with a schema the execution
+   * check holds to the current tenant's. Row mode tables hold every tenant's rows; a shared
+   * table is every tenant's data; CASCADE reaches tables by foreign key, unnamed here.
+   */
+  #truncate(t: Node): void {
+    const clause = 'TRUNCATE';
+    this.#checkFields(t, ['relations', 'restart_seqs', 'behavior'], clause);
+    if (this.#s.mode !== 'schema') {
+      refuse("TRUNCATE of a row-mode table would delete every tenant's rows", clause);
+    }
+    if (t.behavior !== 'DROP_RESTRICT')
+      refuse('TRUNCATE ... CASCADE reaches unnamed tables', clause);
+    const level: Level = { ctes: undefined, names: new Set(), tenantRefs: [] };
+    const relations = list(t.relations);
+    if (relations.length === 0) refuse('a TRUNCATE without a table', clause);
+    for (const item of relations) {
+      const rel = unwrap(item);
+      if (rel === undefined || rel[0] !== 'RangeVar') refuse('an unknown TRUNCATE target', clause);
+      if (this.#target({ relation: rel[1] }, level, [], clause) !== 'tenant') {
+        refuse(
+          "TRUNCATE of a shared table would delete every tenant's data",
+          clause,
+          String(rel[1].relname),
+        );
+      }
+    }
   }
 
   /** SELECT, INSERT, UPDATE or DELETE (top level or a WITH query). */

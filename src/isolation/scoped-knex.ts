@@ -4,14 +4,9 @@ import { emitTenancyAudit } from '../context/audit';
 import { UnsafeQueryError } from '../errors';
 import { silentLogger } from '../logger';
 import type { KnexPgStatement } from './rls/pipelined-setting';
-import { createRlsSession, type RlsSession } from './rls/rls-session';
+import { createRlsBackstop, type RlsBackstop } from './rls/rls-backstop';
 import { DEFAULT_SCHEMA_PREFIX, tenantSchemaName } from './schema/tenant-schema-name';
-import {
-  captureScope,
-  connectionScope,
-  runAsStatementScope,
-  type CapturedScope,
-} from './scope-capture';
+import { captureScope, runAsStatementScope, type CapturedScope } from './scope-capture';
 import {
   BUILT_SCOPE,
   EXECUTED_SCOPE,
@@ -117,7 +112,7 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
   const schemaCache = new Map<string, string>();
   let ready = !discover && !rlsEnabled;
   let readyPromise: Promise<void> | undefined;
-  let rls: RlsSession | undefined;
+  let rls: RlsBackstop | undefined;
 
   const engine = new ScopeEngine({
     mode,
@@ -151,7 +146,7 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
       logger.debug('tenantry discovered tenant tables', { tables: catalog.tenantTables() });
     }
     if (rlsEnabled) {
-      rls = await createRlsSession(base, {
+      rls = await createRlsBackstop(base, {
         tables: catalog.tenantTables(),
         setting: typeof options.rls === 'object' ? options.rls.setting : undefined,
         onUnsafeRole: typeof options.rls === 'object' ? options.rls.onUnsafeRole : undefined,
@@ -251,21 +246,15 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
     }
 
     override acquireConnection(): Promise<unknown> {
-      // The hot path (no RLS, start-up checks done) adds no promise hop per statement.
-      if (ready) {
-        if (rls === undefined) return super.acquireConnection();
-        return rls.checkout(() => super.acquireConnection(), connectionScope());
-      }
-      const scope = connectionScope();
-      return ensureReady().then(() =>
-        rls ? rls.checkout(() => super.acquireConnection(), scope) : super.acquireConnection(),
-      );
+      // The hot path (start-up checks done) adds no promise hop per statement.
+      if (ready) return super.acquireConnection();
+      return ensureReady().then(() => super.acquireConnection());
     }
 
-    // With RLS, a checkout's tenant setting travels with its first statement.
+    // With RLS, every statement carries its tenant in its own transaction (same round trip).
     override _query(connection: unknown, statement: KnexPgStatement): Promise<unknown> {
       if (rls === undefined) return super._query(connection, statement);
-      return rls.query(connection, statement, () => super._query(connection, statement));
+      return rls.query(this, connection, statement, (c) => super._query(c, statement));
     }
 
     override _stream(
@@ -274,7 +263,7 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
       ...rest: unknown[]
     ): Promise<unknown> {
       if (rls === undefined) return super._stream(connection, statement, ...rest);
-      return rls.settle(connection).then(() => super._stream(connection, statement, ...rest));
+      return rls.stream(this, connection, statement, (c) => super._stream(c, statement, ...rest));
     }
 
     // The TenantKnex owns no pool in row and schema mode: it borrows the base

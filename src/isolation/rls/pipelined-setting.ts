@@ -11,9 +11,16 @@
  * implicit transaction); `after` puts it right behind the statement, before
  * the Sync (a BEGIN or SAVEPOINT: the setting then lives in that block).
  *
- * Only unnamed statements and portals are used for the setting: named
- * prepared statements belong to a server connection, which a transaction
- * pooler does not keep for a client.
+ * Behind a transaction pooler a client has no server connection of its own,
+ * so nothing may assume what a server connection holds. The setting is
+ * bound to a named prepared statement (no parse and plan per statement)
+ * *optimistically*, only where a miss is harmless: a single statement on a
+ * connection outside any transaction block. If the server connection lacks
+ * the statement (a new connection, another one behind a pooler, DEALLOCATE
+ * or DISCARD ALL), that Bind fails before anything of the pipeline runs, the
+ * implicit transaction is rolled back, and the pipeline is sent again with
+ * Close + Parse first. Everywhere else (BEGIN, savepoints, streams, inside a
+ * block) an unnamed statement is parsed each time.
  *
  * This speaks node-postgres' submittable interface (what `client.query()`
  * accepts besides a config): `submit(connection)` writes messages, and the
@@ -77,10 +84,39 @@ export type SettingOrder = 'before' | 'after';
 /** The setting statement; `true`: local to the transaction it runs in. */
 export const SET_LOCAL_CONFIG = 'select set_config($1, $2, true)';
 
-function writeSetting(connection: WireConnection, setting: string, value: string): void {
-  connection.parse({ text: SET_LOCAL_CONFIG, name: '', types: [] });
-  connection.bind({ portal: '', statement: '', values: [setting, value] });
+/** The name {@link SET_LOCAL_CONFIG} is prepared under. */
+export const SET_LOCAL_STATEMENT = 'tenantry_set_local_config_v1';
+
+/**
+ * How the setting statement is sent: `unnamed` (parsed each time), `bind`
+ * (bound to the named statement, assumed present) or `prepare` (Close +
+ * Parse of the named statement, then bound).
+ */
+type SettingStatement = 'unnamed' | 'bind' | 'prepare';
+
+interface CloseMessage {
+  close?(message: { type: 'S'; name: string }): void;
+}
+
+function writeSetting(
+  connection: WireConnection & CloseMessage,
+  setting: string,
+  value: string,
+  statement: SettingStatement,
+): void {
+  const name = statement === 'unnamed' ? '' : SET_LOCAL_STATEMENT;
+  if (statement === 'prepare') connection.close?.({ type: 'S', name });
+  if (statement !== 'bind') connection.parse({ text: SET_LOCAL_CONFIG, name, types: [] });
+  connection.bind({ portal: '', statement: name, values: [setting, value] });
   connection.execute({ portal: '', rows: 0 });
+}
+
+/** Whether a pipeline failed because the server connection lacks the named setting statement. */
+function lostSettingStatement(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  return (
+    e?.code === '26000' && typeof e.message === 'string' && e.message.includes(SET_LOCAL_STATEMENT)
+  );
 }
 
 /**
@@ -99,6 +135,7 @@ class SettingPipeline {
     private readonly setting: string,
     private readonly value: string,
     private readonly order: SettingOrder,
+    private readonly prepared: SettingStatement = 'unnamed',
   ) {
     this.settingNext = order === 'before';
   }
@@ -131,7 +168,7 @@ class SettingPipeline {
     connection.stream.cork?.();
     try {
       if (this.order === 'before') {
-        writeSetting(connection, this.setting, this.value);
+        writeSetting(connection, this.setting, this.value, this.prepared);
         return this.statement.submit(connection);
       }
       // After the statement, before its Sync: the statement's messages go
@@ -139,7 +176,7 @@ class SettingPipeline {
       const { setting, value } = this;
       const view = Object.create(connection) as WireConnection;
       view.sync = function syncAfterSetting(): void {
-        writeSetting(connection, setting, value);
+        writeSetting(connection, setting, value, 'unnamed');
         connection.sync();
       };
       return this.statement.submit(view);
@@ -215,9 +252,33 @@ export function withSetting(
       client.query(new SettingPipeline(config as Submittable, setting, value, order));
       return config;
     }
-    const query = new Query(config, values, callback);
-    query.queryMode = 'extended';
-    return client.query(new SettingPipeline(query, setting, value, order));
+    const named = order === 'before' && client.getTransactionStatus?.() === 'I';
+    if (!named || config === null || typeof config !== 'object') {
+      const query = new Query(config, values, callback);
+      query.queryMode = 'extended';
+      return client.query(new SettingPipeline(query, setting, value, order));
+    }
+    // knex's _query: (config, callback). The config is copied per attempt:
+    // node-postgres writes the callback into the config it is given.
+    const done = (typeof values === 'function' ? values : callback) as
+      ((error: unknown, result?: unknown) => void) | undefined;
+    const bound = Array.isArray(values) ? values : undefined;
+    const send = (statement: SettingStatement): void => {
+      const query = new Query(
+        { ...(config as object), queryMode: 'extended' },
+        bound,
+        (error: unknown, result: unknown) => {
+          if (error && statement === 'bind' && lostSettingStatement(error)) {
+            send('prepare'); // nothing ran: the Bind failed first, the implicit transaction rolled back
+            return;
+          }
+          done?.(error, result);
+        },
+      );
+      client.query(new SettingPipeline(query, setting, value, order, statement));
+    };
+    send('bind');
+    return undefined;
   };
   return view;
 }

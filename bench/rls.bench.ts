@@ -4,11 +4,14 @@
  * variants connect as the same plain (non-superuser, non-owner) login role to
  * two databases holding the same data; only the "on" database has the
  * policies (ENABLE + FORCE), and only its TenantKnex has `rls: true` (the
- * set_config on checkout). Prints the latency ratio per statement and overall
- * (goal <= 1.10), plus a request-like unit (one tenant, three statements).
+ * transaction-local set_config pipelined with every statement). Prints the
+ * latency ratio per statement and overall (goal <= 1.10), plus a request-like
+ * unit (one tenant, three statements).
  *
  *   npm run build:test && node build/bench/rls.bench.js
  *   TENANTRY_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node build/bench/rls.bench.js
+ *   Through PgBouncer (transaction mode; both sides go through it):
+ *   TENANTRY_BENCH_DATABASE_URL=postgres://postgres:<pw>@127.0.0.1:<pgbouncer port>/test node build/bench/rls.bench.js
  *   BENCH_ROUNDS=6 BENCH_PER_ROUND=500 ...
  */
 import 'reflect-metadata';

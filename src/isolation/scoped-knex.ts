@@ -150,6 +150,7 @@ export function createScopedKnex(base: Knex, options: ScopedOptions): TenantKnex
         tables: catalog.tenantTables(),
         setting: typeof options.rls === 'object' ? options.rls.setting : undefined,
         onUnsafeRole: typeof options.rls === 'object' ? options.rls.onUnsafeRole : undefined,
+        preparedSetting: typeof options.rls === 'object' ? options.rls.preparedSetting : undefined,
         logger,
       });
     }

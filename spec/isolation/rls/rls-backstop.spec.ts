@@ -5,6 +5,7 @@ import {
   runAsSystem,
   runWithTenant,
   withTenancy,
+  type RlsOptions,
   type TenancyLogger,
   type TenantKnex,
 } from '../../../src/index';
@@ -54,7 +55,10 @@ describe('RLS backstop', () => {
   });
 
   /** A TenantKnex with the backstop on over both tenant tables, past its start-up check. */
-  async function rlsKnex(base: Knex, extra: { allowRaw?: boolean } = {}): Promise<TenantKnex> {
+  async function rlsKnex(
+    base: Knex,
+    extra: { allowRaw?: boolean; rls?: RlsOptions } = {},
+  ): Promise<TenantKnex> {
     const db = withTenancy(base, { tenantTables: ['documents', 'comments'], rls: true, ...extra });
     await db.tenancy.ready();
     return db;
@@ -119,6 +123,22 @@ describe('RLS backstop', () => {
       await runAsSystem('spec', async () => (await db('documents').count({ n: '*' }))[0]),
     ).to.deep.equal({ n: '0' });
     await base.raw(`select set_config('app.tenant_id', '', false)`);
+  });
+
+  it("keeps the tenant when raw SQL prepared a statement under the setting statement's name (default: unnamed setting)", async () => {
+    const base = app(1);
+    const db = await rlsKnex(base, { allowRaw: true });
+    // What an injected raw statement could leave on a (pooled) server connection.
+    await runWithTenant('globex', () =>
+      db.raw(
+        `prepare tenantry_set_local_config_v1(text, text) as select set_config('app.tenant_id', 'globex', true)`,
+      ),
+    );
+    expect(await runWithTenant('acme', () => tenantsOf(db))).to.deep.equal(['acme']);
+    expect(
+      await runWithTenant('acme', async () => (await db('documents').select('tenant_id')).length),
+    ).to.equal(3);
+    await base.raw('deallocate all');
   });
 
   it('generates ENABLE, FORCE and a USING/WITH CHECK policy on the setting', () => {
@@ -288,127 +308,131 @@ describe('RLS backstop', () => {
     expect(await left()).to.equal('');
     await base.destroy();
   });
-  it('sends the tenant with each statement in one round trip, whatever tenant came before', async () => {
-    const base = app(1);
-    const db = await rlsKnex(base);
-    // The pool's one connection: count what is submitted on it (each submission is one round trip).
-    const connection = (await base.client.acquireConnection()) as {
-      query: (...args: unknown[]) => unknown;
-    };
-    await base.client.releaseConnection(connection);
-    const original = connection.query;
-    let submitted = 0;
-    connection.query = function counting(this: unknown, ...args: unknown[]) {
-      submitted += 1;
-      return original.apply(this, args);
-    };
-    try {
-      // The connection's first tenant statement prepares the named setting statement (a Bind
-      // that misses is sent again with a Parse); from then on, one submission per statement.
-      await runWithTenant('acme', async () => db('documents').first());
-      for (const tenant of ['acme', 'globex', 'acme', 'initech']) {
-        submitted = 0;
-        const rows = await runWithTenant(tenant, async () =>
-          db('documents').where('id', '>', 0).select('tenant_id'),
-        );
-        expect(submitted, tenant).to.equal(1);
-        expect(new Set(rows.map((r: { tenant_id: string }) => r.tenant_id))).to.deep.equal(
-          new Set(tenant === 'initech' ? [] : [tenant]),
-        );
-      }
-    } finally {
-      connection.query = original;
-      await base.destroy();
-    }
-  });
-
-  it('keeps every path of a pool-size-1 connection on the right tenant: raw, stream, commit, rollback, errors, deallocate', async () => {
-    const base = app(1);
-    const db = await rlsKnex(base, { allowRaw: true });
-    const seen = async (k: Knex | Knex.Transaction): Promise<string> =>
-      (
-        (await k.raw('select coalesce(current_setting(?, true), ?) as t', [
-          'app.tenant_id',
-          '',
-        ])) as { rows: Array<{ t: string }> }
-      ).rows[0]?.t ?? 'missing';
-    const tenants = async (k: Knex | Knex.Transaction): Promise<string[]> =>
-      (
-        (await k.raw('select distinct tenant_id from documents order by 1')) as {
-          rows: Array<{ tenant_id: string }>;
+  for (const preparedSetting of [false, true]) {
+    it(`sends the tenant with each statement in one round trip, whatever tenant came before (preparedSetting: ${preparedSetting})`, async () => {
+      const base = app(1);
+      const db = await rlsKnex(base, { rls: { preparedSetting } });
+      // The pool's one connection: count what is submitted on it (each submission is one round trip).
+      const connection = (await base.client.acquireConnection()) as {
+        query: (...args: unknown[]) => unknown;
+      };
+      await base.client.releaseConnection(connection);
+      const original = connection.query;
+      let submitted = 0;
+      connection.query = function counting(this: unknown, ...args: unknown[]) {
+        submitted += 1;
+        return original.apply(this, args);
+      };
+      try {
+        // The connection's first tenant statement prepares the named setting statement (a Bind
+        // that misses is sent again with a Parse); from then on, one submission per statement.
+        await runWithTenant('acme', async () => db('documents').first());
+        for (const tenant of ['acme', 'globex', 'acme', 'initech']) {
+          submitted = 0;
+          const rows = await runWithTenant(tenant, async () =>
+            db('documents').where('id', '>', 0).select('tenant_id'),
+          );
+          expect(submitted, tenant).to.equal(1);
+          expect(new Set(rows.map((r: { tenant_id: string }) => r.tenant_id))).to.deep.equal(
+            new Set(tenant === 'initech' ? [] : [tenant]),
+          );
         }
-      ).rows.map((r) => r.tenant_id);
-    // Raw SQL with no bindings rides with the setting too (extended protocol, one statement).
-    expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
-    // A stream after a switch.
-    const streamed = await runWithTenant('globex', async () => {
-      const out: string[] = [];
-      for await (const row of db('documents').select('tenant_id').stream()) {
-        out.push((row as { tenant_id: string }).tenant_id);
+      } finally {
+        connection.query = original;
+        await base.destroy();
       }
-      return out;
     });
-    expect(streamed).to.deep.equal(['globex', 'globex', 'globex']);
-    // A committed transaction opened right after a switch (the value rides right behind BEGIN).
-    expect(
-      await runWithTenant('acme', () =>
-        db.transaction(async (trx) => [await seen(trx), ...(await tenants(trx))]),
-      ),
-    ).to.deep.equal(['acme', 'acme']);
-    expect(await runWithTenant('acme', () => seen(db))).to.equal('acme');
-    // Transactions with an isolation level or access mode (part of BEGIN itself, so the value
-    // can follow it in the same round trip).
-    for (const [tenant, config] of [
-      ['globex', { isolationLevel: 'serializable' }],
-      ['acme', { isolationLevel: 'repeatable read' }],
-      ['globex', { readOnly: true }],
-    ] as const) {
-      const inside = await runWithTenant(tenant, () =>
-        db.transaction(
-          async (trx) => [
-            await seen(trx),
-            (
-              (await trx.raw(`select current_setting('transaction_isolation') as i`)) as {
-                rows: Array<{ i: string }>;
-              }
-            ).rows[0]?.i,
-          ],
-          config,
+  }
+
+  for (const preparedSetting of [false, true]) {
+    it(`keeps every path of a pool-size-1 connection on the right tenant: raw, stream, commit, rollback, errors, deallocate (preparedSetting: ${preparedSetting})`, async () => {
+      const base = app(1);
+      const db = await rlsKnex(base, { allowRaw: true, rls: { preparedSetting } });
+      const seen = async (k: Knex | Knex.Transaction): Promise<string> =>
+        (
+          (await k.raw('select coalesce(current_setting(?, true), ?) as t', [
+            'app.tenant_id',
+            '',
+          ])) as { rows: Array<{ t: string }> }
+        ).rows[0]?.t ?? 'missing';
+      const tenants = async (k: Knex | Knex.Transaction): Promise<string[]> =>
+        (
+          (await k.raw('select distinct tenant_id from documents order by 1')) as {
+            rows: Array<{ tenant_id: string }>;
+          }
+        ).rows.map((r) => r.tenant_id);
+      // Raw SQL with no bindings rides with the setting too (extended protocol, one statement).
+      expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
+      // A stream after a switch.
+      const streamed = await runWithTenant('globex', async () => {
+        const out: string[] = [];
+        for await (const row of db('documents').select('tenant_id').stream()) {
+          out.push((row as { tenant_id: string }).tenant_id);
+        }
+        return out;
+      });
+      expect(streamed).to.deep.equal(['globex', 'globex', 'globex']);
+      // A committed transaction opened right after a switch (the value rides right behind BEGIN).
+      expect(
+        await runWithTenant('acme', () =>
+          db.transaction(async (trx) => [await seen(trx), ...(await tenants(trx))]),
         ),
-      );
-      expect(inside[0], JSON.stringify(config)).to.equal(tenant);
-      if ('isolationLevel' in config) expect(inside[1]).to.equal(config.isolationLevel);
-    }
-    // A rolled-back transaction after a switch: the value set in it is rolled back too,
-    // and the next statement of any tenant still runs under its own.
-    const rolledBack = await runWithTenant('globex', () =>
-      db.transaction(async (trx) => {
-        expect(await seen(trx)).to.equal('globex');
-        throw new Error('roll back');
-      }),
-    ).catch((e: Error) => e.message);
-    expect(rolledBack).to.equal('roll back');
-    expect(await runWithTenant('globex', () => seen(db))).to.equal('globex');
-    expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
-    // A statement that fails after a switch aborts its setting with it.
-    const failed = await runWithTenant('globex', () =>
-      db.raw('select 1 / (? - 1) as x', [1]),
-    ).catch((e: { code?: string }) => e.code);
-    expect(failed).to.equal('22012');
-    expect(await runWithTenant('globex', () => seen(db))).to.equal('globex');
-    expect(await runWithTenant('globex', () => tenants(db))).to.deep.equal(['globex']);
-    // DEALLOCATE ALL / DISCARD ALL (a pooler's server_reset_query) change nothing: no named statement is used.
-    await runWithTenant('globex', () => db.raw('deallocate all'));
-    await runWithTenant('globex', () => db.raw('discard all'));
-    expect(await runWithTenant('acme', () => seen(db))).to.equal('acme');
-    expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
-    // After a tenant, a system scope and the base Knex see no tenant at all.
-    expect(await runAsSystem('spec', () => seen(db))).to.equal('');
-    await runWithTenant('acme', () => seen(db));
-    expect(await seen(base)).to.equal('');
-    expect(await tenants(base)).to.deep.equal([]);
-    await base.destroy();
-  });
+      ).to.deep.equal(['acme', 'acme']);
+      expect(await runWithTenant('acme', () => seen(db))).to.equal('acme');
+      // Transactions with an isolation level or access mode (part of BEGIN itself, so the value
+      // can follow it in the same round trip).
+      for (const [tenant, config] of [
+        ['globex', { isolationLevel: 'serializable' }],
+        ['acme', { isolationLevel: 'repeatable read' }],
+        ['globex', { readOnly: true }],
+      ] as const) {
+        const inside = await runWithTenant(tenant, () =>
+          db.transaction(
+            async (trx) => [
+              await seen(trx),
+              (
+                (await trx.raw(`select current_setting('transaction_isolation') as i`)) as {
+                  rows: Array<{ i: string }>;
+                }
+              ).rows[0]?.i,
+            ],
+            config,
+          ),
+        );
+        expect(inside[0], JSON.stringify(config)).to.equal(tenant);
+        if ('isolationLevel' in config) expect(inside[1]).to.equal(config.isolationLevel);
+      }
+      // A rolled-back transaction after a switch: the value set in it is rolled back too,
+      // and the next statement of any tenant still runs under its own.
+      const rolledBack = await runWithTenant('globex', () =>
+        db.transaction(async (trx) => {
+          expect(await seen(trx)).to.equal('globex');
+          throw new Error('roll back');
+        }),
+      ).catch((e: Error) => e.message);
+      expect(rolledBack).to.equal('roll back');
+      expect(await runWithTenant('globex', () => seen(db))).to.equal('globex');
+      expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
+      // A statement that fails after a switch aborts its setting with it.
+      const failed = await runWithTenant('globex', () =>
+        db.raw('select 1 / (? - 1) as x', [1]),
+      ).catch((e: { code?: string }) => e.code);
+      expect(failed).to.equal('22012');
+      expect(await runWithTenant('globex', () => seen(db))).to.equal('globex');
+      expect(await runWithTenant('globex', () => tenants(db))).to.deep.equal(['globex']);
+      // DEALLOCATE ALL / DISCARD ALL (a pooler's server_reset_query) change nothing: no named statement is used.
+      await runWithTenant('globex', () => db.raw('deallocate all'));
+      await runWithTenant('globex', () => db.raw('discard all'));
+      expect(await runWithTenant('acme', () => seen(db))).to.equal('acme');
+      expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
+      // After a tenant, a system scope and the base Knex see no tenant at all.
+      expect(await runAsSystem('spec', () => seen(db))).to.equal('');
+      await runWithTenant('acme', () => seen(db));
+      expect(await seen(base)).to.equal('');
+      expect(await tenants(base)).to.deep.equal([]);
+      await base.destroy();
+    });
+  }
 
   it('leaves no tenant on a pooled connection (pool size 1), even after an error mid-transaction', async () => {
     const base = app(1);

@@ -11,16 +11,16 @@
  * implicit transaction); `after` puts it right behind the statement, before
  * the Sync (a BEGIN or SAVEPOINT: the setting then lives in that block).
  *
- * Behind a transaction pooler a client has no server connection of its own,
- * so nothing may assume what a server connection holds. The setting is
- * bound to a named prepared statement (no parse and plan per statement)
- * *optimistically*, only where a miss is harmless: a single statement on a
- * connection outside any transaction block. If the server connection lacks
- * the statement (a new connection, another one behind a pooler, DEALLOCATE
- * or DISCARD ALL), that Bind fails before anything of the pipeline runs, the
- * implicit transaction is rolled back, and the pipeline is sent again with
- * Close + Parse first. Everywhere else (BEGIN, savepoints, streams, inside a
- * block) an unnamed statement is parsed each time.
+ * By default the setting is an unnamed statement, parsed each time: a named
+ * prepared statement lives on a server connection, where raw SQL run earlier
+ * (`PREPARE` under the same name, possibly on another client's behalf behind
+ * a pooler) could have replaced it. With `prepared` (opt-in) it is bound to a
+ * named statement *optimistically*, only where a miss is harmless: a single
+ * statement on a connection outside any transaction block. If the server
+ * connection lacks it (a new connection, another one behind a pooler,
+ * DEALLOCATE or DISCARD ALL), that Bind fails before anything of the pipeline
+ * runs, the implicit transaction rolls back, and the pipeline is sent again
+ * with Close + Parse first.
  *
  * This speaks node-postgres' submittable interface (what `client.query()`
  * accepts besides a config): `submit(connection)` writes messages, and the
@@ -84,7 +84,11 @@ export type SettingOrder = 'before' | 'after';
 /** The setting statement; `true`: local to the transaction it runs in. */
 export const SET_LOCAL_CONFIG = 'select set_config($1, $2, true)';
 
-/** The name {@link SET_LOCAL_CONFIG} is prepared under. */
+/**
+ * The name {@link SET_LOCAL_CONFIG} is prepared under. Bump the suffix if the
+ * text ever changes: behind a pooler, the statement bound may have been
+ * prepared by another process.
+ */
 export const SET_LOCAL_STATEMENT = 'tenantry_set_local_config_v1';
 
 /**
@@ -242,6 +246,7 @@ export function withSetting(
   setting: string,
   value: string,
   order: SettingOrder,
+  prepared = false,
 ): PgClient | undefined {
   const client = connection as PgClient;
   const Query = client?.constructor?.Query;
@@ -252,7 +257,7 @@ export function withSetting(
       client.query(new SettingPipeline(config as Submittable, setting, value, order));
       return config;
     }
-    const named = order === 'before' && client.getTransactionStatus?.() === 'I';
+    const named = prepared && order === 'before' && client.getTransactionStatus?.() === 'I';
     if (!named || config === null || typeof config !== 'object') {
       const query = new Query(config, values, callback);
       query.queryMode = 'extended';

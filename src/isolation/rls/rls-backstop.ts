@@ -47,6 +47,7 @@ export interface RlsBackstopOptions {
   readonly tables: readonly string[];
   readonly setting: string | undefined;
   readonly onUnsafeRole: 'refuse' | 'warn' | undefined;
+  readonly preparedSetting: boolean | undefined;
   readonly logger: TenancyLogger;
 }
 
@@ -134,6 +135,8 @@ export async function createRlsBackstop(
     options.logger.error(message, { problems });
   }
 
+  const prepared = options.preparedSetting === true;
+
   /** Sends with the setting pipelined, or (another driver) in a transaction block of its own. */
   const pipelined = (
     connection: unknown,
@@ -141,7 +144,7 @@ export async function createRlsBackstop(
     order: SettingOrder,
     send: (connection: unknown) => Promise<unknown>,
   ): Promise<unknown> => {
-    const view = withSetting(connection, setting, value, order);
+    const view = withSetting(connection, setting, value, order, prepared);
     if (view !== undefined) return send(view);
     return order === 'before'
       ? inOwnBlock(connection, setting, value, () => send(connection))

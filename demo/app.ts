@@ -188,7 +188,10 @@ export async function createDemoApp(options: DemoAppOptions = {}): Promise<DemoA
       maxPools: isolation.database.maxPools,
       poolIdleMillis: isolation.database.idleTimeoutMs,
       databasePrefix,
-      ...(options.databaseServers !== undefined ? { servers: options.databaseServers } : {}),
+      servers: { ...isolation.database.servers, ...options.databaseServers },
+      ...(isolation.database.passwordRefs !== undefined
+        ? { passwordRefs: isolation.database.passwordRefs }
+        : {}),
       logger,
     },
   });

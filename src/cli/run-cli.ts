@@ -127,6 +127,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       store,
       mode: isolation?.mode ?? 'row',
       ...(isolation?.schemaPrefix ? { schemaPrefix: isolation.schemaPrefix } : {}),
+      ...(isolation?.database.servers ? { servers: isolation.database.servers } : {}),
+      ...(isolation?.database.passwordRefs
+        ? { passwordRefs: isolation.database.passwordRefs }
+        : {}),
       ...(migrationsDir ? { migrations: { directory: migrationsDir } } : {}),
       notifier,
     });

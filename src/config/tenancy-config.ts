@@ -153,13 +153,25 @@ export interface TenancyDatabasePoolConfigInput {
   readonly connectionBudget?: number;
   /** Milliseconds before an unused tenant pool is closed. Default: `60000`. */
   readonly idleTimeoutMs?: number;
+  /**
+   * Servers tenant records may name (`isolation.database.server`), as
+   * `{ name: { host, port } }`. Default: none (only the base connection's server).
+   */
+  readonly servers?: Readonly<Record<string, { readonly host?: string; readonly port?: number }>>;
+  /**
+   * The only `passwordRef` names that are resolved: `{ prefix, allow }`.
+   * Default: none (every `passwordRef` is refused).
+   */
+  readonly passwordRefs?: { readonly prefix?: string; readonly allow?: readonly string[] | string };
 }
 
-/** Validated database-mode pool settings. */
+/** Validated database-mode pool settings (`servers`, `passwordRefs` only when configured). */
 export interface TenancyDatabasePoolConfig {
   readonly maxPools: number;
   readonly connectionBudget: number;
   readonly idleTimeoutMs: number;
+  readonly servers?: Readonly<Record<string, { readonly host: string; readonly port: number }>>;
+  readonly passwordRefs?: { readonly prefix?: string; readonly allow: readonly string[] };
 }
 
 /** The `tenancy.isolation` section as written. */

@@ -4,12 +4,16 @@
  * variants connect as the same plain (non-superuser, non-owner) login role to
  * two databases holding the same data; only the "on" database has the
  * policies (ENABLE + FORCE), and only its TenantKnex has `rls: true` (the
- * set_config on checkout). Prints the latency ratio per statement and overall
- * (goal <= 1.10), plus a request-like unit (one tenant, three statements).
+ * transaction-local set_config pipelined with every statement). Prints the
+ * latency ratio per statement and overall (goal <= 1.10), plus a request-like
+ * unit (one tenant, three statements).
  *
  *   npm run build:test && node build/bench/rls.bench.js
  *   TENANTRY_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test node build/bench/rls.bench.js
+ *   Through PgBouncer (transaction mode; both sides go through it):
+ *   TENANTRY_BENCH_DATABASE_URL=postgres://postgres:<pw>@127.0.0.1:<pgbouncer port>/test node build/bench/rls.bench.js
  *   BENCH_ROUNDS=6 BENCH_PER_ROUND=500 ...
+ *   RLS_BENCH_PREPARED=1 ...   (the "on" side with rls.preparedSetting)
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
@@ -67,9 +71,10 @@ async function main(): Promise<void> {
     await seed(ownerOn, role, true);
     await seed(ownerOff, role, false);
 
+    // RLS_BENCH_PREPARED=1: the opt-in named setting statement (rls.preparedSetting).
     const on: TenantKnex = withTenancy(open(asRole(database.url, role, password)), {
       tenantTables: TABLES,
-      rls: true,
+      rls: { preparedSetting: process.env.RLS_BENCH_PREPARED === '1' },
     });
     const off: TenantKnex = withTenancy(open(asRole(database.urlFor(offName), role, password)), {
       tenantTables: TABLES,

@@ -27,6 +27,7 @@ import {
   type TenancyLogger,
   type TenantKnex,
   type TenantRecord,
+  type TenantServer,
   type TenantStrategyName,
 } from '../src/index';
 import { DEMO_DOCUMENTS, prepareDemoData } from './demo-tenants';
@@ -65,6 +66,8 @@ export interface DemoAppOptions {
   readonly env?: Env | false;
   /** Prefix of tenant database names in database mode. Default: `tenantry_demo_`. */
   readonly databasePrefix?: string;
+  /** Servers tenant records may name in database mode (`database.servers`). Default: `{}`. */
+  readonly databaseServers?: Readonly<Record<string, TenantServer>>;
   /** Run the idempotent start-up seeding. Default: `true`. */
   readonly seed?: boolean;
   /** Where tenantry's diagnostics go. Default: silent. */
@@ -190,6 +193,10 @@ export async function createDemoApp(options: DemoAppOptions = {}): Promise<DemoA
       maxPools: isolation.database.maxPools,
       poolIdleMillis: isolation.database.idleTimeoutMs,
       databasePrefix,
+      servers: { ...isolation.database.servers, ...options.databaseServers },
+      ...(isolation.database.passwordRefs !== undefined
+        ? { passwordRefs: isolation.database.passwordRefs }
+        : {}),
       logger,
     },
   });

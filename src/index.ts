@@ -137,6 +137,13 @@ export { ConnectionBudget } from './isolation/database/connection-budget';
 export type { ConnectionBudgetOptions } from './isolation/database/connection-budget';
 export { envCredentialsResolver } from './isolation/database/credentials-resolver';
 export type { CredentialsResolver } from './isolation/database/credentials-resolver';
+export type {
+  PasswordRefPolicy,
+  PgConnectionConfig,
+  TenantDatabaseTarget,
+  TenantPlacementPolicy,
+  TenantServer,
+} from './isolation/database/tenant-connection';
 export {
   tenantDatabaseName,
   DEFAULT_DATABASE_PREFIX,

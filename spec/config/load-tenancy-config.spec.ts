@@ -188,6 +188,32 @@ describe('loadTenancyConfig()', () => {
     expect(tenancy.cache).to.deep.equal({ ttlMs: 2000, maxEntries: 10, negativeTtlMs: 100 });
   });
 
+  it('reads the database-mode placement policy: named servers and allowed secret names', () => {
+    const { tenancy } = loadTenancyConfig({
+      tenancy: {
+        isolation: {
+          database: {
+            servers: {
+              eu1: { host: 'pg-eu1.internal' },
+              us1: { host: 'pg-us1.internal', port: 5433 },
+            },
+            passwordRefs: { prefix: 'TENANT_DB_PW_', allow: 'SHARED_A, SHARED_B' },
+          },
+        },
+      },
+    });
+    expect(tenancy.isolation.database).to.deep.equal({
+      maxPools: 20,
+      connectionBudget: 100,
+      idleTimeoutMs: 60_000,
+      servers: {
+        eu1: { host: 'pg-eu1.internal', port: 5432 },
+        us1: { host: 'pg-us1.internal', port: 5433 },
+      },
+      passwordRefs: { prefix: 'TENANT_DB_PW_', allow: ['SHARED_A', 'SHARED_B'] },
+    });
+  });
+
   it('reads jwksUri, a list of issuers with their own keys and claim paths', () => {
     const { tenancy } = loadTenancyConfig({
       tenancy: {
@@ -418,6 +444,21 @@ describe('loadTenancyConfig()', () => {
         'a budget smaller than the pools',
         { isolation: { database: { maxPools: 10, connectionBudget: 5 } } },
         /Raise connectionBudget/,
+      ],
+      [
+        'a tenant server without a host',
+        { isolation: { database: { servers: { eu1: { port: 5432 } } } } },
+        /server "eu1".*has no host/,
+      ],
+      [
+        'a tenant server name with a space',
+        { isolation: { database: { servers: { 'eu 1': { host: 'h' } } } } },
+        /server name "eu 1"/,
+      ],
+      [
+        'an unknown passwordRefs key',
+        { isolation: { database: { passwordRefs: { suffix: '_PW' } } } },
+        /passwordRefs.suffix/,
       ],
       [
         'the Authorization header as tenant header',

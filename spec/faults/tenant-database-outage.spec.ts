@@ -31,19 +31,20 @@ describe('database mode with one tenant database gone', function () {
 
   before(async () => {
     central = createTestKnex({ pool: { min: 0, max: 10 } }, await createScratchDatabase('outage'));
+    // A configured server nobody listens on.
+    const offlinePort = await freePort();
     demo = await createDemoApp({
       knex: central,
       isolation: 'database',
       env: false,
       databasePrefix: prefix,
+      databaseServers: { offline: { host: '127.0.0.1', port: offlinePort } },
     });
-    // A tenant whose database lives on a server nobody listens on.
+    // A tenant whose database lives on that server.
     await new KnexTenantStore(central).create({
       id: 'offline',
       name: 'Offline',
-      isolation: {
-        database: { host: '127.0.0.1', port: await freePort(), database: `${prefix}offline` },
-      },
+      isolation: { database: { server: 'offline', database: `${prefix}offline` } },
     });
     server = demo.app.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));

@@ -334,6 +334,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       mode: isolation.mode,
       schemaPrefix: values['schema-prefix'] ?? isolation.schemaPrefix,
       ...(databasePrefix ? { databasePrefix } : {}),
+      ...(isolation.database.servers ? { servers: isolation.database.servers } : {}),
+      ...(isolation.database.passwordRefs ? { passwordRefs: isolation.database.passwordRefs } : {}),
       ...(migrationsDir ? { migrations: { directory: migrationsDir } } : {}),
       ...(isolation.mode === 'row'
         ? {

@@ -7,6 +7,7 @@ import {
   type IsolationMode,
   type TenancyCacheConfig,
   type TenancyConfig,
+  type TenancyDatabasePoolConfig,
   type TenancyIsolationConfig,
   type TenancyJwtConfig,
   type TenancyJwtIssuerConfig,
@@ -462,6 +463,47 @@ function tables(value: unknown, where: string): readonly string[] {
   return Object.freeze(items);
 }
 
+const SERVER_NAME = /^[A-Za-z0-9_.-]{1,63}$/;
+
+/** `tenancy.isolation.database.servers` and `.passwordRefs`, each only when written. */
+function parsePlacementPolicy(
+  db: Obj,
+): Pick<TenancyDatabasePoolConfig, 'servers' | 'passwordRefs'> {
+  const where = 'tenancy.isolation.database';
+  const out: { -readonly [K in 'servers' | 'passwordRefs']?: TenancyDatabasePoolConfig[K] } = {};
+  if (db.servers !== undefined && db.servers !== null) {
+    const raw = section(
+      db.servers,
+      `${where}.servers`,
+      Object.keys(isObject(db.servers) ? db.servers : {}),
+    );
+    const servers: Record<string, { host: string; port: number }> = {};
+    for (const [name, value] of Object.entries(raw)) {
+      if (!SERVER_NAME.test(name)) {
+        fail(
+          `Cannot use server name "${name}" in ${where}.servers because it is not 1-63 of [A-Za-z0-9_.-].`,
+        );
+      }
+      const server = section(value, `${where}.servers.${name}`, ['host', 'port']);
+      const host = optString(server.host, `${where}.servers.${name}.host`);
+      if (host === undefined)
+        fail(`Cannot use server "${name}" in ${where}.servers because it has no host. Set host.`);
+      const port = optInteger(server.port, `${where}.servers.${name}.port`, 5432, 1);
+      if (port > 65535)
+        fail(`Cannot use ${where}.servers.${name}.port=${port} because it is above 65535.`);
+      servers[name] = Object.freeze({ host, port });
+    }
+    out.servers = Object.freeze(servers);
+  }
+  if (db.passwordRefs !== undefined && db.passwordRefs !== null) {
+    const refs = section(db.passwordRefs, `${where}.passwordRefs`, ['prefix', 'allow']);
+    const prefix = optString(refs.prefix, `${where}.passwordRefs.prefix`);
+    const allow = Object.freeze(list(refs.allow, `${where}.passwordRefs.allow`) ?? []);
+    out.passwordRefs = Object.freeze({ ...(prefix !== undefined ? { prefix } : {}), allow });
+  }
+  return out;
+}
+
 function parseIsolation(raw: unknown): TenancyIsolationConfig {
   const i = section(raw, 'tenancy.isolation', [
     'mode',
@@ -502,6 +544,8 @@ function parseIsolation(raw: unknown): TenancyIsolationConfig {
     'maxPools',
     'connectionBudget',
     'idleTimeoutMs',
+    'servers',
+    'passwordRefs',
   ]);
   const maxPools = optInteger(db.maxPools, 'tenancy.isolation.database.maxPools', 20, 1);
   const connectionBudget = optInteger(
@@ -531,6 +575,7 @@ function parseIsolation(raw: unknown): TenancyIsolationConfig {
         60_000,
         0,
       ),
+      ...parsePlacementPolicy(db),
     }),
   });
 }

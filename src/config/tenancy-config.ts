@@ -237,13 +237,34 @@ export interface TenancyDatabasePoolConfigInput {
   readonly connectionBudget?: number | undefined;
   /** Milliseconds before an unused tenant pool is closed. Default: `60000`. */
   readonly idleTimeoutMs?: number | undefined;
+  /**
+   * Servers tenant records may name (`isolation.database.server`), as
+   * `{ name: { host, port } }`. Default: none (only the base connection's server).
+   */
+  readonly servers?:
+    | Readonly<
+        Record<string, { readonly host?: string | undefined; readonly port?: number | undefined }>
+      >
+    | undefined;
+  /**
+   * The only `passwordRef` names that are resolved: `{ prefix, allow }`.
+   * Default: none (every `passwordRef` is refused).
+   */
+  readonly passwordRefs?:
+    | {
+        readonly prefix?: string | undefined;
+        readonly allow?: readonly string[] | string | undefined;
+      }
+    | undefined;
 }
 
-/** Validated database-mode pool settings. */
+/** Validated database-mode pool settings (`servers`, `passwordRefs` only when configured). */
 export interface TenancyDatabasePoolConfig {
   readonly maxPools: number;
   readonly connectionBudget: number;
   readonly idleTimeoutMs: number;
+  readonly servers?: Readonly<Record<string, { readonly host: string; readonly port: number }>>;
+  readonly passwordRefs?: { readonly prefix?: string; readonly allow: readonly string[] };
 }
 
 /** The `tenancy.isolation` section as written. */

@@ -8,9 +8,17 @@ export type TenantStatus =
 
 /** Where a tenant's own database lives (database isolation mode). */
 export interface TenantDatabaseSettings {
-  /** Server host. Default: the application's default connection host. */
+  /**
+   * Name of a configured server (`database.servers`) the database lives on.
+   * Default: the server of the application's base connection.
+   */
+  readonly server?: string | undefined;
+  /**
+   * Server host; must match a configured server (prefer `server`). Default:
+   * the application's default connection host.
+   */
   readonly host?: string | undefined;
-  /** Server port. Default: the application's default connection port. */
+  /** Server port; must match a configured server. Default: the application's default connection port. */
   readonly port?: number | undefined;
   /** Database name. Required. */
   readonly database: string;
@@ -18,7 +26,8 @@ export interface TenantDatabaseSettings {
   readonly user?: string | undefined;
   /**
    * Name of the secret that holds the password (resolved by the configured
-   * credentials resolver; never a plaintext password). Default: none.
+   * credentials resolver; never a plaintext password). Only names allowed by
+   * `database.passwordRefs` are resolved. Default: none.
    */
   readonly passwordRef?: string | undefined;
 }

@@ -5,7 +5,7 @@ import { runWithTenant } from '../context/tenant-scope';
 import { TenancyConfigError, TenancyError, UnsafeQueryError } from '../errors';
 import { toTenancyLogger } from '../logger';
 import type { KnexPgStatement } from './rls/pipelined-setting';
-import { createRlsSession, type RlsSession } from './rls/rls-session';
+import { createRlsBackstop, type RlsBackstop } from './rls/rls-backstop';
 import { DEFAULT_SCHEMA_PREFIX, tenantSchemaName } from './schema/tenant-schema-name';
 import {
   captureScope,
@@ -158,7 +158,7 @@ export function createScopedKnex(
   const schemaCache = new Map<string, string>();
   let ready = !discover && !rlsEnabled;
   let readyPromise: Promise<void> | undefined;
-  let rls: RlsSession | undefined;
+  let rls: RlsBackstop | undefined;
 
   const schemaFor = (scope: CapturedScope & { kind: 'tenant' }): string => {
     const stored = scope.record.isolation?.schema;
@@ -246,10 +246,11 @@ export function createScopedKnex(
       logger.debug('tenantry discovered tenant tables', { tables: catalog.tenantTables() });
     }
     if (rlsEnabled) {
-      rls = await createRlsSession(base, {
+      rls = await createRlsBackstop(base, {
         tables: catalog.tenantTables(),
         setting: typeof options.rls === 'object' ? options.rls.setting : undefined,
         onUnsafeRole: typeof options.rls === 'object' ? options.rls.onUnsafeRole : undefined,
+        preparedSetting: typeof options.rls === 'object' ? options.rls.preparedSetting : undefined,
         logger,
       });
     }
@@ -375,15 +376,9 @@ export function createScopedKnex(
     }
 
     override acquireConnection(): Promise<unknown> {
-      // The hot path (no RLS, start-up checks done) adds no promise hop per statement.
-      if (ready && probed && sqlParserLoaded()) {
-        if (rls === undefined) return super.acquireConnection();
-        return rls.checkout(() => super.acquireConnection(), connectionScope());
-      }
-      const scope = connectionScope();
-      return Promise.all([ensureReady(), ensureProbed()]).then(() =>
-        rls ? rls.checkout(() => super.acquireConnection(), scope) : super.acquireConnection(),
-      );
+      // The hot path (start-up checks done) adds no promise hop per statement.
+      if (ready && probed && sqlParserLoaded()) return super.acquireConnection();
+      return Promise.all([ensureReady(), ensureProbed()]).then(() => super.acquireConnection());
     }
 
     // Every statement passes here before knex positions its bindings, emits
@@ -403,10 +398,10 @@ export function createScopedKnex(
       return super.stream(connection, statement, ...rest);
     }
 
-    // With RLS, a checkout's tenant setting travels with its first statement.
+    // With RLS, every statement carries its tenant in its own transaction (same round trip).
     override _query(connection: unknown, statement: KnexPgStatement): Promise<unknown> {
       if (rls === undefined) return super._query(connection, statement);
-      return rls.query(connection, statement, () => super._query(connection, statement));
+      return rls.query(this, connection, statement, (c) => super._query(c, statement));
     }
 
     override _stream(
@@ -415,7 +410,7 @@ export function createScopedKnex(
       ...rest: unknown[]
     ): Promise<unknown> {
       if (rls === undefined) return super._stream(connection, statement, ...rest);
-      return rls.settle(connection).then(() => super._stream(connection, statement, ...rest));
+      return rls.stream(this, connection, statement, (c) => super._stream(c, statement, ...rest));
     }
 
     // The TenantKnex owns no pool in row and schema mode: it borrows the base

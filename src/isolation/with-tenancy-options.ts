@@ -42,6 +42,20 @@ export interface RlsOptions {
    * logs an error and continues. Default: `refuse`.
    */
   readonly onUnsafeRole?: 'refuse' | 'warn' | undefined;
+  /**
+   * Bind the tenant setting to a named prepared statement (no parse and plan
+   * per statement; a server connection that lacks it costs one resend, also
+   * behind a transaction pooler) instead of parsing an unnamed one each time.
+   * Leave it off when raw SQL could run `PREPARE`/`DEALLOCATE` on the same
+   * database role (an injected raw statement could replace the named one for
+   * later statements on that server connection). Default: `false`.
+   *
+   * @example
+   * ```ts
+   * withTenancy(knex, { tenantTables: ['documents'], rls: { preparedSetting: true } });
+   * ```
+   */
+  readonly preparedSetting?: boolean | undefined;
 }
 
 /**

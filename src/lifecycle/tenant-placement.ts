@@ -1,10 +1,15 @@
 import knexFactory, { type Knex } from 'knex';
 import type { TenantIsolationSettings, TenantRecord } from '../context/tenant-record';
-import { TenancyConfigError } from '../errors';
 import {
   envCredentialsResolver,
   type CredentialsResolver,
 } from '../isolation/database/credentials-resolver';
+import {
+  TenantPlacementRules,
+  connectionObject,
+  tenantConnectionConfig,
+  type TenantPlacementPolicy,
+} from '../isolation/database/tenant-connection';
 import {
   DEFAULT_DATABASE_PREFIX,
   tenantDatabaseName,
@@ -18,8 +23,12 @@ import { quoteInput } from '../message-text';
 /** Name of the per-tenant Knex migration ledger (in each schema or database). */
 export const TENANT_MIGRATIONS_TABLE = 'tenantry_migrations';
 
-/** How provisioning and migrations reach tenant storage. */
-export interface TenantPlacementOptions {
+/**
+ * How provisioning and migrations reach tenant storage. In database mode the
+ * `servers` and `passwordRefs` rules are those of {@link TenantPlacementPolicy}:
+ * a tenant record that points elsewhere is refused before anything is sent.
+ */
+export interface TenantPlacementOptions extends TenantPlacementPolicy {
   /** The isolation mode. Default: `row`. */
   readonly mode?: IsolationMode | undefined;
   /** Schema prefix (schema mode). Default: `tenant_`. */
@@ -50,38 +59,11 @@ export function knexLogTo(logger: TenancyLogger): Knex.Logger {
 /** A seed: fills a freshly provisioned tenant. Runs in one transaction. */
 export type TenantSeed = (knex: Knex, tenant: TenantRecord) => Promise<void>;
 
-interface Conn {
-  host: string;
-  port: number;
-  user: string;
-  password?: string;
-  database: string;
-}
+type Conn = Record<string, unknown> & { database: string };
 
-function baseConnection(knex: Knex): Conn {
-  const c = (knex.client as { config?: { connection?: unknown } }).config?.connection;
-  if (typeof c === 'string') {
-    const u = new URL(c);
-    return {
-      host: u.hostname || '127.0.0.1',
-      port: u.port ? Number(u.port) : 5432,
-      user: u.username ? decodeURIComponent(u.username) : 'postgres',
-      ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
-      database: decodeURIComponent(u.pathname.replace(/^\//, '')) || 'postgres',
-    };
-  }
-  if (c && typeof c === 'object') {
-    const o = c as Partial<Conn> & { port?: number | string };
-    return {
-      host: o.host ?? '127.0.0.1',
-      port: o.port !== undefined ? Number(o.port) : 5432,
-      user: o.user ?? 'postgres',
-      ...(o.password !== undefined ? { password: o.password } : {}),
-      database: o.database ?? 'postgres',
-    };
-  }
-  throw new TenancyConfigError(
-    'Cannot provision tenant databases because the central Knex connection is not a URL or an object. Pass one of those.',
+function baseConnection(knex: Knex): Record<string, unknown> {
+  return connectionObject(
+    (knex.client as { config?: { connection?: unknown } }).config?.connection,
   );
 }
 
@@ -97,6 +79,8 @@ export class TenantPlacement {
   readonly #databasePrefix: string;
   readonly #credentials: CredentialsResolver;
   readonly #log: Knex.Logger;
+  readonly #policy: TenantPlacementPolicy;
+  #rules: { base: Record<string, unknown>; rules: TenantPlacementRules } | undefined;
 
   constructor(central: Knex, options: TenantPlacementOptions = {}) {
     this.mode = options.mode ?? 'row';
@@ -110,6 +94,8 @@ export class TenantPlacement {
     this.#databasePrefix = options.databasePrefix ?? DEFAULT_DATABASE_PREFIX;
     this.#credentials = options.credentials ?? envCredentialsResolver;
     this.#log = knexLogTo(toTenancyLogger(options.logger));
+    this.#policy = { servers: options.servers ?? {}, passwordRefs: options.passwordRefs ?? {} };
+    if (this.mode === 'database') this.#rulesOf(); // validates the servers at start-up
     tenantSchemaName({ id: 'probe' }, this.#schemaPrefix);
     tenantDatabaseName('probe', this.#databasePrefix);
   }
@@ -267,18 +253,33 @@ export class TenantPlacement {
     );
   }
 
+  #rulesOf(): { base: Record<string, unknown>; rules: TenantPlacementRules } {
+    if (this.#rules === undefined) {
+      const base = baseConnection(this.#central);
+      const defaults = {
+        host: typeof base.host === 'string' ? base.host : '127.0.0.1',
+        port: base.port !== undefined ? Number(base.port) : 5432,
+        user: typeof base.user === 'string' ? base.user : 'postgres',
+      };
+      this.#rules = {
+        base,
+        rules: new TenantPlacementRules(this.#policy, defaults, this.#databasePrefix),
+      };
+    }
+    return this.#rules;
+  }
+
+  // The same checks and the same connection builder as the runtime pools.
   async #connectionOf(tenant: TenantRecord): Promise<Conn> {
-    const base = baseConnection(this.#central);
-    const s = tenant.isolation.database;
+    const { base, rules } = this.#rulesOf();
+    const target = rules.targetOf(tenant);
     const password =
-      s?.passwordRef !== undefined ? await this.#credentials(s.passwordRef, tenant) : base.password;
-    return {
-      host: s?.host ?? base.host,
-      port: s?.port ?? base.port,
-      user: s?.user ?? base.user,
-      ...(password !== undefined ? { password } : {}),
-      database: s?.database ?? tenantDatabaseName(tenant.id, this.#databasePrefix),
-    };
+      target.passwordRef !== undefined
+        ? await this.#credentials(target.passwordRef, tenant)
+        : typeof base.password === 'string'
+          ? base.password
+          : undefined;
+    return { ...tenantConnectionConfig(base, target, password), database: target.database };
   }
 
   #knexFor(conn: Conn, max: number): Knex {

@@ -307,8 +307,7 @@ describe('createDatabaseTenantKnex() (database isolation mode)', function () {
       await admin.destroy();
       process.env[`TENANTRY_SPEC_SECOND_PW_${run}`] = 'postgres';
       onSecond = tenant(`s${run}`, {
-        host: '127.0.0.1',
-        port: second.port,
+        server: 'second',
         database: `tenantry_second_${run}`,
         user: 'postgres',
         passwordRef: `TENANTRY_SPEC_SECOND_PW_${run}`,
@@ -320,8 +319,18 @@ describe('createDatabaseTenantKnex() (database isolation mode)', function () {
       await second?.stop();
     });
 
+    /** The second server is configured by name; secrets named TENANTRY_SPEC_* may be resolved. */
+    const placed = (extra: Record<string, unknown> = {}): DatabaseTenantKnex =>
+      createDatabaseTenantKnex(base, {
+        database: {
+          servers: { second: { host: '127.0.0.1', port: second.port } },
+          passwordRefs: { prefix: 'TENANTRY_SPEC_' },
+          ...extra,
+        },
+      });
+
     it('places tenants on different servers from their records, with the password from passwordRef', async () => {
-      const db = createDatabaseTenantKnex(base);
+      const db = placed();
       try {
         const port = async (r: TenantRecord) =>
           (
@@ -339,7 +348,7 @@ describe('createDatabaseTenantKnex() (database isolation mode)', function () {
     });
 
     it('answers TENANT_UNAVAILABLE when the password secret is missing', async () => {
-      const db = createDatabaseTenantKnex(base);
+      const db = placed();
       try {
         const noSecret = tenant(`n${run}`, {
           ...onSecond.isolation.database!,
@@ -356,7 +365,7 @@ describe('createDatabaseTenantKnex() (database isolation mode)', function () {
     });
 
     it('answers TENANT_UNAVAILABLE for tenants on a server that went down; tenants elsewhere keep working', async () => {
-      const db = createDatabaseTenantKnex(base, { database: { connectTimeoutMillis: 1000 } });
+      const db = placed({ connectTimeoutMillis: 1000 });
       try {
         await runWithTenant(onSecond, () => db.raw('select 1'));
         await second.stop();

@@ -5,6 +5,7 @@ import {
   runAsSystem,
   runWithTenant,
   withTenancy,
+  type RlsOptions,
   type TenancyLogger,
   type TenantKnex,
 } from '../../../src/index';
@@ -16,9 +17,12 @@ import { adminQuery, createTestKnex, testServer } from '../../support/test-datab
 import { createRowFixture, seedRows } from '../support/row-fixture';
 import { code } from '../support/error-code';
 
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !check(); i += 1) await new Promise((r) => setTimeout(r, 5));
-  if (!check()) throw new Error('Timed out waiting for the held transaction');
+/** The distinct tenants of the documents a Knex (or transaction) can see, as RLS filters them. */
+async function tenantsOf(k: Knex | Knex.Transaction): Promise<string[]> {
+  const result = (await k.raw('select distinct tenant_id from documents order by 1')) as {
+    rows: Array<{ tenant_id: string }>;
+  };
+  return result.rows.map((r) => r.tenant_id);
 }
 
 describe('RLS backstop', () => {
@@ -51,11 +55,91 @@ describe('RLS backstop', () => {
   });
 
   /** A TenantKnex with the backstop on over both tenant tables, past its start-up check. */
-  async function rlsKnex(base: Knex, extra: { allowRaw?: boolean } = {}): Promise<TenantKnex> {
+  async function rlsKnex(
+    base: Knex,
+    extra: { allowRaw?: boolean; rls?: RlsOptions } = {},
+  ): Promise<TenantKnex> {
     const db = withTenancy(base, { tenantTables: ['documents', 'comments'], rls: true, ...extra });
     await db.tenancy.ready();
     return db;
   }
+
+  // Regression (issue 12): the tenant travelled as a session setting, so a raw statement sent on
+  // a transaction opened under acme from globex's scope ran with acme's setting: globex read acme's rows.
+  it("refuses a statement sent on a transaction opened under another tenant (it read that tenant's rows)", async () => {
+    const db = await rlsKnex(app(2), { allowRaw: true });
+    const seen = await runWithTenant('acme', () =>
+      db.transaction(async (trx) => {
+        const fromGlobex = await code(
+          runWithTenant(
+            'globex',
+            async () => await trx.raw('select distinct tenant_id from documents'),
+          ),
+        );
+        const builder = await code(
+          runWithTenant('globex', async () => await trx('documents').update({ title: 'moved' })),
+        );
+        const savepoint = await code(
+          runWithTenant('globex', () => trx.transaction(async (inner) => inner.raw('select 1'))),
+        );
+        const system = await code(runAsSystem('spec', async () => await trx.raw('select 1')));
+        // The transaction itself still works, as acme, also from code with no scope at all.
+        const own = (await trx.raw('select distinct tenant_id from documents')) as {
+          rows: Array<{ tenant_id: string }>;
+        };
+        return { fromGlobex, builder, savepoint, system, own: own.rows };
+      }),
+    );
+    expect(seen).to.deep.equal({
+      fromGlobex: 'TENANT_SCOPE_REQUIRED',
+      builder: 'TENANT_SCOPE_REQUIRED',
+      savepoint: 'TENANT_SCOPE_REQUIRED',
+      system: 'TENANT_SCOPE_REQUIRED',
+      own: [{ tenant_id: 'acme' }],
+    });
+    expect(await owner('documents').where({ title: 'moved' }).count({ n: '*' })).to.deep.equal([
+      { n: '0' },
+    ]);
+  });
+
+  // Regression (issue 12): behind a pooler a server connection may carry any session value;
+  // the session design trusted its own bookkeeping and let a system scope read the stale tenant.
+  it('runs every statement as its own scope even on a connection left carrying a session tenant', async () => {
+    const base = app(1);
+    const db = await rlsKnex(base, { allowRaw: true });
+    const tenants = async (): Promise<string[]> =>
+      (
+        (await db.raw('select distinct tenant_id from documents order by 1')) as {
+          rows: Array<{ tenant_id: string }>;
+        }
+      ).rows.map((r) => r.tenant_id);
+    // Dirty the pool's one connection behind tenantry's back, as another client of a pooled
+    // server connection could.
+    await base.raw(`select set_config('app.tenant_id', 'globex', false)`);
+    expect(await runAsSystem('spec', tenants)).to.deep.equal([]);
+    expect(await tenants()).to.deep.equal([]);
+    expect(await runWithTenant('acme', tenants)).to.deep.equal(['acme']);
+    expect(
+      await runAsSystem('spec', async () => (await db('documents').count({ n: '*' }))[0]),
+    ).to.deep.equal({ n: '0' });
+    await base.raw(`select set_config('app.tenant_id', '', false)`);
+  });
+
+  it("keeps the tenant when raw SQL prepared a statement under the setting statement's name (default: unnamed setting)", async () => {
+    const base = app(1);
+    const db = await rlsKnex(base, { allowRaw: true });
+    // What an injected raw statement could leave on a (pooled) server connection.
+    await runWithTenant('globex', () =>
+      db.raw(
+        `prepare tenantry_set_local_config_v1(text, text) as select set_config('app.tenant_id', 'globex', true)`,
+      ),
+    );
+    expect(await runWithTenant('acme', () => tenantsOf(db))).to.deep.equal(['acme']);
+    expect(
+      await runWithTenant('acme', async () => (await db('documents').select('tenant_id')).length),
+    ).to.equal(3);
+    await base.raw('deallocate all');
+  });
 
   it('generates ENABLE, FORCE and a USING/WITH CHECK policy on the setting', () => {
     const sql = rowLevelSecurityStatements({ tables: ['documents'] }).join(';\n');
@@ -160,170 +244,195 @@ describe('RLS backstop', () => {
     await base.destroy();
   });
 
-  it('prefers a free connection that already carries the tenant (no set_config round trip), and still sets the right one', async () => {
-    const db = withTenancy(app(2), { tenantTables: ['documents', 'comments'], rls: true });
-    await db.tenancy.ready();
-    const pid = async (k: Knex | Knex.Transaction) =>
-      (
-        (await k.raw('select pg_backend_pid() as pid, current_setting(?, true) as t', [
-          'app.tenant_id',
-        ])) as {
-          rows: { pid: number; t: string | null }[];
-        }
-      ).rows[0] as { pid: number; t: string | null };
-    // Two connections: A carries acme, B carries globex; A is released first, so B is
-    // on top of the pool's free list and a plain LIFO checkout would take it.
-    let releaseA!: () => void;
-    const holdA = new Promise<void>((resolve) => (releaseA = resolve));
-    let acmeConn!: { pid: number; t: string | null };
-    const a = runWithTenant('acme', () =>
-      db.transaction(async (trx) => {
-        acmeConn = await pid(trx);
-        await holdA;
-      }),
-    );
-    await Promise.race([until(() => acmeConn !== undefined), a]);
-    let globexConn!: { pid: number; t: string | null };
-    let releaseB!: () => void;
-    const holdB = new Promise<void>((resolve) => (releaseB = resolve));
-    const b = runWithTenant('globex', () =>
-      db.transaction(async (trx) => {
-        globexConn = await pid(trx);
-        await holdB;
-      }),
-    );
-    await Promise.race([until(() => globexConn !== undefined), b]);
-    expect(acmeConn.pid).to.not.equal(globexConn.pid);
-    releaseA();
-    await a;
-    releaseB();
-    await b;
-    const again = await runWithTenant('acme', async () => await pid(db));
-    expect(again).to.deep.equal({ pid: acmeConn.pid, t: 'acme' });
-    const other = await runWithTenant('globex', async () => await pid(db));
-    expect(other).to.deep.equal({ pid: globexConn.pid, t: 'globex' });
-    // A third tenant gets a connection set to itself, whatever it carried before.
-    const third = await runWithTenant('initech', async () => await pid(db));
-    expect(third.t).to.equal('initech');
-  });
-
-  it('sends a switched tenant with the first statement: one round trip, not two', async () => {
-    const base = app(1);
-    const db = await rlsKnex(base);
-    // The pool's one connection: count what is submitted on it (each submission is one round trip).
-    const connection = (await base.client.acquireConnection()) as {
-      query: (...args: unknown[]) => unknown;
-    };
-    await base.client.releaseConnection(connection);
-    const original = connection.query;
-    let submitted = 0;
-    connection.query = function counting(this: unknown, ...args: unknown[]) {
-      submitted += 1;
-      return original.apply(this, args);
-    };
-    try {
-      for (const tenant of ['acme', 'globex', 'acme', 'initech']) {
-        submitted = 0;
-        const rows = await runWithTenant(tenant, async () =>
-          db('documents').where('id', '>', 0).select('tenant_id'),
-        );
-        expect(submitted, tenant).to.equal(1);
-        expect(new Set(rows.map((r: { tenant_id: string }) => r.tenant_id))).to.deep.equal(
-          new Set(tenant === 'initech' ? [] : [tenant]),
-        );
-      }
-    } finally {
-      connection.query = original;
-      await base.destroy();
-    }
-  });
-
-  it('keeps every path of a pool-size-1 connection on the right tenant: raw, stream, commit, rollback, errors, deallocate', async () => {
+  it('keeps the tenant inside each transaction: the connection holds none after statements, commits, rollbacks and multi-statement raw', async () => {
     const base = app(1);
     const db = await rlsKnex(base, { allowRaw: true });
-    const seen = async (k: Knex | Knex.Transaction): Promise<string> =>
+    const left = async (): Promise<string> =>
       (
-        (await k.raw('select coalesce(current_setting(?, true), ?) as t', [
-          'app.tenant_id',
-          '',
-        ])) as { rows: Array<{ t: string }> }
-      ).rows[0]?.t ?? 'missing';
-    const tenants = async (k: Knex | Knex.Transaction): Promise<string[]> =>
-      (
-        (await k.raw('select distinct tenant_id from documents order by 1')) as {
-          rows: Array<{ tenant_id: string }>;
+        (await base.raw(`select coalesce(current_setting('app.tenant_id', true), '') as v`)) as {
+          rows: Array<{ v: string }>;
         }
-      ).rows.map((r) => r.tenant_id);
-    // Raw SQL with no bindings cannot be pipelined: the value goes first, in its own round trip.
-    expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
-    // A stream after a switch.
-    const streamed = await runWithTenant('globex', async () => {
-      const out: string[] = [];
-      for await (const row of db('documents').select('tenant_id').stream()) {
-        out.push((row as { tenant_id: string }).tenant_id);
-      }
-      return out;
-    });
-    expect(streamed).to.deep.equal(['globex', 'globex', 'globex']);
-    // A committed transaction opened right after a switch (BEGIN carries the value).
-    expect(
-      await runWithTenant('acme', () =>
-        db.transaction(async (trx) => [await seen(trx), ...(await tenants(trx))]),
+      ).rows[0]?.v ?? 'missing';
+    expect(await runWithTenant('acme', async () => (await db('documents')).length)).to.equal(3);
+    expect(await left()).to.equal('');
+    // Several statements in one raw string cannot use the extended protocol: they run in a
+    // transaction block of their own that carries the tenant, and leave nothing behind.
+    const multi = (await runWithTenant('globex', () =>
+      db.raw(
+        `select 1 as one; update documents set views = views + 1; select distinct tenant_id from documents`,
       ),
-    ).to.deep.equal(['acme', 'acme']);
-    expect(await runWithTenant('acme', () => seen(db))).to.equal('acme');
-    // Transactions with an isolation level or access mode right after a switch (the level must
-    // come before any query of the transaction, so the value cannot ride with this BEGIN).
-    for (const [tenant, config] of [
-      ['globex', { isolationLevel: 'serializable' }],
-      ['acme', { isolationLevel: 'repeatable read' }],
-      ['globex', { readOnly: true }],
-    ] as const) {
-      const inside = await runWithTenant(tenant, () =>
-        db.transaction(
-          async (trx) => [
-            await seen(trx),
-            (
-              (await trx.raw(`select current_setting('transaction_isolation') as i`)) as {
-                rows: Array<{ i: string }>;
-              }
-            ).rows[0]?.i,
-          ],
-          config,
-        ),
-      );
-      expect(inside[0], JSON.stringify(config)).to.equal(tenant);
-      if ('isolationLevel' in config) expect(inside[1]).to.equal(config.isolationLevel);
-    }
-    // A rolled-back transaction after a switch: the value set in it is rolled back too,
-    // and the next statement of any tenant still runs under its own.
-    const rolledBack = await runWithTenant('globex', () =>
+    )) as Array<{ rows: Array<Record<string, unknown>>; rowCount: number }>;
+    expect(multi.map((r) => r.rows)).to.deep.equal([[{ one: 1 }], [], [{ tenant_id: 'globex' }]]);
+    expect(multi[1]?.rowCount).to.equal(3);
+    expect(await left()).to.equal('');
+    // A failing multi-statement raw rolls its block back: no partial write, no tenant left.
+    expect(
+      await code(
+        runWithTenant('globex', () => db.raw(`update documents set views = 100; select 1 / 0`)),
+      ),
+    ).to.equal('22012');
+    expect(await left()).to.equal('');
+    expect(await owner('documents').where({ views: 100 }).count({ n: '*' })).to.deep.equal([
+      { n: '0' },
+    ]);
+    // A syntax error is still a syntax error (not retried into something else).
+    expect(await code(runWithTenant('acme', () => db.raw('selec 1')))).to.equal('42601');
+    // Inside a transaction: every statement, savepoints and rollbacks to them run as its tenant.
+    const inside = await runWithTenant('acme', () =>
       db.transaction(async (trx) => {
-        expect(await seen(trx)).to.equal('globex');
-        throw new Error('roll back');
+        const first = await tenantsOf(trx);
+        await trx
+          .transaction(async (inner) => {
+            await inner.raw('select 1');
+            throw new Error('to the savepoint');
+          })
+          .catch(() => undefined);
+        const afterSavepoint = await tenantsOf(trx);
+        const multiInside = (await trx.raw(
+          'select 1; select distinct tenant_id from documents',
+        )) as Array<{ rows: unknown[] }>;
+        return { first, afterSavepoint, multi: multiInside[1]?.rows };
       }),
-    ).catch((e: Error) => e.message);
-    expect(rolledBack).to.equal('roll back');
-    expect(await runWithTenant('globex', () => seen(db))).to.equal('globex');
-    expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
-    // A statement that fails after a switch aborts its setting with it.
-    const failed = await runWithTenant('globex', () =>
-      db.raw('select 1 / (? - 1) as x', [1]),
-    ).catch((e: { code?: string }) => e.code);
-    expect(failed).to.equal('22012');
-    expect(await runWithTenant('globex', () => seen(db))).to.equal('globex');
-    expect(await runWithTenant('globex', () => tenants(db))).to.deep.equal(['globex']);
-    // The prepared set_config dropped behind tenantry's back: the switch still works.
-    await runWithTenant('globex', () => db.raw('deallocate all'));
-    expect(await runWithTenant('acme', () => seen(db))).to.equal('acme');
-    expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
-    // After a tenant, a system scope and the base Knex see no tenant at all.
-    expect(await runAsSystem('spec', () => seen(db))).to.equal('');
-    await runWithTenant('acme', () => seen(db));
-    expect(await seen(base)).to.equal('');
-    expect(await tenants(base)).to.deep.equal([]);
+    );
+    expect(inside).to.deep.equal({
+      first: ['acme'],
+      afterSavepoint: ['acme'],
+      multi: [{ tenant_id: 'acme' }],
+    });
+    expect(await left()).to.equal('');
+    await runWithTenant('acme', () =>
+      db.transaction(async () => {
+        throw new Error('rolled back');
+      }),
+    ).catch(() => undefined);
+    expect(await left()).to.equal('');
     await base.destroy();
   });
+  for (const preparedSetting of [false, true]) {
+    it(`sends the tenant with each statement in one round trip, whatever tenant came before (preparedSetting: ${preparedSetting})`, async () => {
+      const base = app(1);
+      const db = await rlsKnex(base, { rls: { preparedSetting } });
+      // The pool's one connection: count what is submitted on it (each submission is one round trip).
+      const connection = (await base.client.acquireConnection()) as {
+        query: (...args: unknown[]) => unknown;
+      };
+      await base.client.releaseConnection(connection);
+      const original = connection.query;
+      let submitted = 0;
+      connection.query = function counting(this: unknown, ...args: unknown[]) {
+        submitted += 1;
+        return original.apply(this, args);
+      };
+      try {
+        // The connection's first tenant statement prepares the named setting statement (a Bind
+        // that misses is sent again with a Parse); from then on, one submission per statement.
+        await runWithTenant('acme', async () => db('documents').first());
+        for (const tenant of ['acme', 'globex', 'acme', 'initech']) {
+          submitted = 0;
+          const rows = await runWithTenant(tenant, async () =>
+            db('documents').where('id', '>', 0).select('tenant_id'),
+          );
+          expect(submitted, tenant).to.equal(1);
+          expect(new Set(rows.map((r: { tenant_id: string }) => r.tenant_id))).to.deep.equal(
+            new Set(tenant === 'initech' ? [] : [tenant]),
+          );
+        }
+      } finally {
+        connection.query = original;
+        await base.destroy();
+      }
+    });
+  }
+
+  for (const preparedSetting of [false, true]) {
+    it(`keeps every path of a pool-size-1 connection on the right tenant: raw, stream, commit, rollback, errors, deallocate (preparedSetting: ${preparedSetting})`, async () => {
+      const base = app(1);
+      const db = await rlsKnex(base, { allowRaw: true, rls: { preparedSetting } });
+      const seen = async (k: Knex | Knex.Transaction): Promise<string> =>
+        (
+          (await k.raw('select coalesce(current_setting(?, true), ?) as t', [
+            'app.tenant_id',
+            '',
+          ])) as { rows: Array<{ t: string }> }
+        ).rows[0]?.t ?? 'missing';
+      const tenants = async (k: Knex | Knex.Transaction): Promise<string[]> =>
+        (
+          (await k.raw('select distinct tenant_id from documents order by 1')) as {
+            rows: Array<{ tenant_id: string }>;
+          }
+        ).rows.map((r) => r.tenant_id);
+      // Raw SQL with no bindings rides with the setting too (extended protocol, one statement).
+      expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
+      // A stream after a switch.
+      const streamed = await runWithTenant('globex', async () => {
+        const out: string[] = [];
+        for await (const row of db('documents').select('tenant_id').stream()) {
+          out.push((row as { tenant_id: string }).tenant_id);
+        }
+        return out;
+      });
+      expect(streamed).to.deep.equal(['globex', 'globex', 'globex']);
+      // A committed transaction opened right after a switch (the value rides right behind BEGIN).
+      expect(
+        await runWithTenant('acme', () =>
+          db.transaction(async (trx) => [await seen(trx), ...(await tenants(trx))]),
+        ),
+      ).to.deep.equal(['acme', 'acme']);
+      expect(await runWithTenant('acme', () => seen(db))).to.equal('acme');
+      // Transactions with an isolation level or access mode (part of BEGIN itself, so the value
+      // can follow it in the same round trip).
+      for (const [tenant, config] of [
+        ['globex', { isolationLevel: 'serializable' }],
+        ['acme', { isolationLevel: 'repeatable read' }],
+        ['globex', { readOnly: true }],
+      ] as const) {
+        const inside = await runWithTenant(tenant, () =>
+          db.transaction(
+            async (trx) => [
+              await seen(trx),
+              (
+                (await trx.raw(`select current_setting('transaction_isolation') as i`)) as {
+                  rows: Array<{ i: string }>;
+                }
+              ).rows[0]?.i,
+            ],
+            config,
+          ),
+        );
+        expect(inside[0], JSON.stringify(config)).to.equal(tenant);
+        if ('isolationLevel' in config) expect(inside[1]).to.equal(config.isolationLevel);
+      }
+      // A rolled-back transaction after a switch: the value set in it is rolled back too,
+      // and the next statement of any tenant still runs under its own.
+      const rolledBack = await runWithTenant('globex', () =>
+        db.transaction(async (trx) => {
+          expect(await seen(trx)).to.equal('globex');
+          throw new Error('roll back');
+        }),
+      ).catch((e: Error) => e.message);
+      expect(rolledBack).to.equal('roll back');
+      expect(await runWithTenant('globex', () => seen(db))).to.equal('globex');
+      expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
+      // A statement that fails after a switch aborts its setting with it.
+      const failed = await runWithTenant('globex', () =>
+        db.raw('select 1 / (? - 1) as x', [1]),
+      ).catch((e: { code?: string }) => e.code);
+      expect(failed).to.equal('22012');
+      expect(await runWithTenant('globex', () => seen(db))).to.equal('globex');
+      expect(await runWithTenant('globex', () => tenants(db))).to.deep.equal(['globex']);
+      // DEALLOCATE ALL / DISCARD ALL (a pooler's server_reset_query) change nothing: no named statement is used.
+      await runWithTenant('globex', () => db.raw('deallocate all'));
+      await runWithTenant('globex', () => db.raw('discard all'));
+      expect(await runWithTenant('acme', () => seen(db))).to.equal('acme');
+      expect(await runWithTenant('acme', () => tenants(db))).to.deep.equal(['acme']);
+      // After a tenant, a system scope and the base Knex see no tenant at all.
+      expect(await runAsSystem('spec', () => seen(db))).to.equal('');
+      await runWithTenant('acme', () => seen(db));
+      expect(await seen(base)).to.equal('');
+      expect(await tenants(base)).to.deep.equal([]);
+      await base.destroy();
+    });
+  }
 
   it('leaves no tenant on a pooled connection (pool size 1), even after an error mid-transaction', async () => {
     const base = app(1);

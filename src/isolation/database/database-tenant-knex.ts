@@ -5,11 +5,7 @@ import { TenantScopeError } from '../../errors';
 import { toTenancyLogger } from '../../logger';
 import type { TenancyInfo, TenantKnex, UnscopedOptions } from '../tenant-knex';
 import type { WithTenancyOptions } from '../with-tenancy-options';
-import {
-  TenantPoolManager,
-  type DatabaseConnectionDefaults,
-  type DatabaseIsolationOptions,
-} from './tenant-pool-manager';
+import { TenantPoolManager, type DatabaseIsolationOptions } from './tenant-pool-manager';
 
 export type { DatabaseIsolationOptions };
 
@@ -27,27 +23,14 @@ export type DatabaseTenantKnex = TenantKnex & {
   readonly tenantPools: TenantPoolManager;
 };
 
-function defaultsFromBase(base: Knex): DatabaseConnectionDefaults {
+/** The base Knex's connection, when it is one tenant connections can be built from. */
+function baseConnectionOf(base: Knex): string | Record<string, unknown> | undefined {
   const connection = (base.client as { config?: { connection?: unknown } }).config?.connection;
-  if (typeof connection === 'string') {
-    const url = new URL(connection);
-    return {
-      host: url.hostname || '127.0.0.1',
-      port: url.port ? Number(url.port) : 5432,
-      user: url.username ? decodeURIComponent(url.username) : 'postgres',
-      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
-    };
+  if (typeof connection === 'string') return connection;
+  if (connection !== null && typeof connection === 'object' && !Array.isArray(connection)) {
+    return connection as Record<string, unknown>;
   }
-  if (connection !== null && typeof connection === 'object') {
-    const c = connection as { host?: unknown; port?: unknown; user?: unknown; password?: unknown };
-    return {
-      ...(typeof c.host === 'string' ? { host: c.host } : {}),
-      ...(typeof c.port === 'number' || typeof c.port === 'string' ? { port: Number(c.port) } : {}),
-      ...(typeof c.user === 'string' ? { user: c.user } : {}),
-      ...(typeof c.password === 'string' ? { password: c.password } : {}),
-    };
-  }
-  return {};
+  return undefined; // a connection function: tenants use database.connection / database.defaults
 }
 
 const NOT_THENABLE = new Set<PropertyKey>(['then', 'catch', 'finally']);
@@ -78,9 +61,10 @@ export function createDatabaseTenantKnex(
   const logger =
     dbOptions.logger ??
     (options.logger === undefined ? undefined : toTenancyLogger(options.logger));
+  const connection = dbOptions.connection ?? baseConnectionOf(base);
   const manager = new TenantPoolManager({
     ...dbOptions,
-    defaults: { ...defaultsFromBase(base), ...dbOptions.defaults },
+    ...(connection !== undefined ? { connection } : {}),
     ...(logger ? { logger } : {}),
   });
 

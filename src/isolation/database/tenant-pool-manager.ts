@@ -1,9 +1,17 @@
 import knexFactory, { type Knex } from 'knex';
-import type { TenantDatabaseSettings, TenantRecord } from '../../context/tenant-record';
+import type { TenantRecord } from '../../context/tenant-record';
 import { TenancyError, TenantUnavailableError } from '../../errors';
 import { silentLogger, type TenancyLogger } from '../../logger';
 import { ConnectionBudget } from './connection-budget';
 import { envCredentialsResolver, type CredentialsResolver } from './credentials-resolver';
+import {
+  TenantPlacementRules,
+  connectionObject,
+  tenantConnectionConfig,
+  type PgConnectionConfig,
+  type TenantDatabaseTarget,
+  type TenantPlacementPolicy,
+} from './tenant-connection';
 import { DEFAULT_DATABASE_PREFIX, tenantDatabaseName } from './tenant-database-name';
 
 /** Connection defaults applied when a tenant record leaves a field out. */
@@ -19,7 +27,15 @@ export interface DatabaseConnectionDefaults {
 }
 
 /** Options of database isolation mode (a database per tenant). */
-export interface DatabaseIsolationOptions {
+export interface DatabaseIsolationOptions extends TenantPlacementPolicy {
+  /**
+   * The connection every tenant connection is built from: `ssl` and every
+   * other option are inherited, only host, port, database, user and password
+   * are replaced. A URL is parsed with `pg-connection-string`. Default: the
+   * base Knex's connection (`withTenancy`); none for a `TenantPoolManager`
+   * created on its own.
+   */
+  readonly connection?: string | PgConnectionConfig;
   /**
    * Most connections open at once across ALL tenant pools (the global
    * budget). Default: `50`.
@@ -56,13 +72,7 @@ export interface DatabaseIsolationOptions {
 }
 
 /** Fully resolved connection placement of one tenant (no secret). */
-export interface ResolvedTenantDatabase {
-  readonly host: string;
-  readonly port: number;
-  readonly database: string;
-  readonly user: string;
-  readonly passwordRef?: string | undefined;
-}
+export type ResolvedTenantDatabase = TenantDatabaseTarget;
 
 /** A snapshot of the manager, for health endpoints and tests. */
 export interface TenantPoolStats {
@@ -162,8 +172,13 @@ function unavailable(tenantId: string, error: unknown): TenancyError {
  */
 export class TenantPoolManager {
   readonly #options: Required<
-    Omit<DatabaseIsolationOptions, 'defaults' | 'logger' | 'credentials'>
+    Omit<
+      DatabaseIsolationOptions,
+      'defaults' | 'logger' | 'credentials' | 'connection' | 'servers' | 'passwordRefs'
+    >
   >;
+  readonly #connection: Record<string, unknown>;
+  readonly #rules: TenantPlacementRules;
   readonly #defaults: Required<Omit<DatabaseConnectionDefaults, 'password'>> & {
     password?: string;
   };
@@ -224,12 +239,17 @@ export class TenantPoolManager {
     };
     // Validates the prefix now rather than at the first request.
     tenantDatabaseName('probe', this.#options.databasePrefix);
+    this.#connection = options.connection !== undefined ? connectionObject(options.connection) : {};
+    const base = this.#connection;
+    const password =
+      options.defaults?.password ?? (typeof base.password === 'string' ? base.password : undefined);
     this.#defaults = {
-      host: options.defaults?.host ?? '127.0.0.1',
-      port: options.defaults?.port ?? 5432,
-      user: options.defaults?.user ?? 'postgres',
-      ...(options.defaults?.password !== undefined ? { password: options.defaults.password } : {}),
+      host: options.defaults?.host ?? (typeof base.host === 'string' ? base.host : '127.0.0.1'),
+      port: options.defaults?.port ?? (base.port !== undefined ? Number(base.port) : 5432),
+      user: options.defaults?.user ?? (typeof base.user === 'string' ? base.user : 'postgres'),
+      ...(password !== undefined ? { password } : {}),
     };
+    this.#rules = new TenantPlacementRules(options, this.#defaults, this.#options.databasePrefix);
     this.#credentials = options.credentials ?? envCredentialsResolver;
     this.#logger = options.logger ?? silentLogger;
     this.#budget = new ConnectionBudget({
@@ -244,16 +264,13 @@ export class TenantPoolManager {
     this.#sweeper.unref();
   }
 
-  /** Where a tenant's database lives: the record's settings over the defaults. */
+  /**
+   * Where a tenant's database lives: the record's settings over the defaults,
+   * checked against the configured servers and allowed secret names (throws
+   * `TENANT_UNAVAILABLE` for a record that points elsewhere).
+   */
   placementOf(tenant: TenantRecord): ResolvedTenantDatabase {
-    const s: Partial<TenantDatabaseSettings> = tenant.isolation.database ?? {};
-    return {
-      host: s.host ?? this.#defaults.host,
-      port: s.port ?? this.#defaults.port,
-      database: s.database ?? tenantDatabaseName(tenant.id, this.#options.databasePrefix),
-      user: s.user ?? this.#defaults.user,
-      ...(s.passwordRef !== undefined ? { passwordRef: s.passwordRef } : {}),
-    };
+    return this.#rules.targetOf(tenant);
   }
 
   /**
@@ -356,6 +373,7 @@ export class TenantPoolManager {
   #createPool(key: string, tenant: TenantRecord, placement: ResolvedTenantDatabase): PoolEntry {
     const credentials = this.#credentials;
     const defaults = this.#defaults;
+    const base = this.#connection;
     const connectTimeout = this.#options.connectTimeoutMillis;
     const logger = this.#logger;
     const knex = knexFactory({
@@ -367,18 +385,15 @@ export class TenantPoolManager {
         deprecate: (message: unknown) => logger.warn(String(message), { tenantId: tenant.id }),
       },
       // A function, so the secret is resolved at connect time and never stored in the pool config.
-      connection: async () => ({
-        host: placement.host,
-        port: placement.port,
-        database: placement.database,
-        user: placement.user,
-        password:
+      connection: async () =>
+        tenantConnectionConfig(
+          base,
+          placement,
           placement.passwordRef !== undefined
             ? await credentials(placement.passwordRef, tenant)
             : defaults.password,
-        connectionTimeoutMillis: connectTimeout,
-        application_name: `tenantry:${tenant.id}`,
-      }),
+          { connectionTimeoutMillis: connectTimeout, application_name: `tenantry:${tenant.id}` },
+        ),
       pool: {
         min: 0,
         max: this.#options.maxConnectionsPerTenant,

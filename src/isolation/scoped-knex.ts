@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import type { Knex } from 'knex';
 import { emitTenancyAudit } from '../context/audit';
 import { runWithTenant } from '../context/tenant-scope';
@@ -18,43 +17,24 @@ import {
 } from './scope-capture';
 import { stampStatement, statementStamp } from './statement-stamp';
 import {
-  BUILT_SCOPE,
-  ScopeEngine,
-  compileScope,
-  scopedRawToSQL,
+  KNEX_VERSION,
+  aroundRunnerCompile,
+  checkKnexInternals,
+  dialectClientClass,
+  knexAroundClient,
+  subclassCompiler,
   type KnexBuilder,
+  type KnexClient,
   type KnexCompiler,
-} from './statement-scoper';
+  type KnexCompilerClass,
+  type KnexRunner,
+} from './knex-adapter';
+import { BUILT_SCOPE, ScopeEngine, compileScope } from './statement-scoper';
 import { TableCatalog } from './table-catalog';
 import { DEFAULT_PROOF_CACHE_SIZE, FinalSqlVerifier } from './verifier/final-sql-verifier';
 import { loadSqlParser, sqlParserLoaded } from './verifier/sql-parser';
 import type { TenancyInfo, TenantKnex, UnscopedOptions } from './tenant-knex';
 import type { WithTenancyOptions } from './with-tenancy-options';
-
-// knex has no public factory for "a Knex around this client"; make-knex is
-// what knex itself uses for transactions (knex 3.x, checked against 3.3).
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const makeKnex = require('knex/lib/knex-builder/make-knex') as (client: unknown) => Knex;
-
-/** The parts of a Knex client the scoped subclass overrides or calls. */
-interface KnexClientLike extends EventEmitter {
-  config: Record<string, unknown>;
-  queryBuilder(): KnexBuilder;
-  queryCompiler(builder: KnexBuilder, bindings?: unknown): KnexCompiler;
-  raw(...args: unknown[]): RawLike;
-  runner(builder: unknown): unknown;
-  schemaBuilder(): unknown;
-  acquireConnection(): Promise<unknown>;
-  /** Sends one statement: positions its bindings, emits 'query', calls `_query`. */
-  query(connection: unknown, statement: KnexPgStatement | string): Promise<unknown>;
-  stream(connection: unknown, statement: KnexPgStatement | string, ...rest: unknown[]): unknown;
-  /** The dialect's `?` -> `$n` rewrite: what PostgreSQL receives. */
-  positionBindings(sql: string): string;
-  _query(connection: unknown, statement: KnexPgStatement): Promise<unknown>;
-  _stream(connection: unknown, statement: KnexPgStatement, ...rest: unknown[]): Promise<unknown>;
-  releaseConnection(connection: unknown): Promise<unknown>;
-  destroy(callback?: unknown): Promise<void>;
-}
 
 interface RawLike {
   sql?: unknown;
@@ -65,26 +45,6 @@ interface RawLike {
 interface ScopedTarget {
   [BUILT_SCOPE]?: CapturedScope;
 }
-
-/** The knex Runner methods that start a statement. */
-interface RunnerLike {
-  run(...args: unknown[]): unknown;
-  stream(...args: unknown[]): unknown;
-  /**
-   * knex 3.x internal: acquires the connection, then calls `callback(runner,
-   * params)`, which compiles the statement (`builder.toSQL()`) and sends it
-   * synchronously. Wrapped to give that compile its execution's scope.
-   */
-  ensureConnection(
-    callback: (runner: unknown, params: unknown) => unknown,
-    params?: unknown,
-  ): unknown;
-}
-
-type ClientConstructor = new (...args: never[]) => KnexClientLike;
-
-/** A dialect's query compiler class: `new Compiler(client, builder, bindings)`. */
-type CompilerConstructor = new (...args: unknown[]) => KnexCompiler;
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -189,7 +149,7 @@ export function createScopedKnex(
    * The final check before anything is sent: the statement's final SQL is
    * proven tenant-safe for the scope it runs as, or refused.
    */
-  const verifyStatement = (client: KnexClientLike, queried: KnexPgStatement | string): void => {
+  const verifyStatement = (client: KnexClient, queried: KnexPgStatement | string): void => {
     const statement: KnexPgStatement = typeof queried === 'string' ? { sql: queried } : queried;
     const stamp = statementStamp(statement);
     const scope = stamp?.scope ?? executionScope() ?? connectionScope();
@@ -284,9 +244,9 @@ export function createScopedKnex(
     return probePromise;
   };
 
-  let ScopedCompiler: CompilerConstructor | undefined;
-  const BaseClient = base.client.constructor as ClientConstructor;
-  const baseClient = base.client as KnexClientLike;
+  checkKnexInternals(base);
+  let ScopedCompiler: KnexCompilerClass | undefined;
+  const BaseClient = dialectClientClass(base);
 
   class ScopedClient extends BaseClient {
     override queryBuilder(): KnexBuilder {
@@ -300,21 +260,15 @@ export function createScopedKnex(
       const compiler = super.queryCompiler(builder, bindings);
       // The dialect's compiler class, subclassed once: its toSQL scopes the
       // statement, with no per-statement wrapper closure or own property.
-      const Base = compiler.constructor as CompilerConstructor;
-      if (compiler.builder === builder && typeof Base.prototype.toSQL === 'function') {
-        const original = Base.prototype.toSQL;
-        ScopedCompiler = class ScopedQueryCompiler extends Base {
-          override toSQL(method?: string, tz?: unknown): unknown {
-            return engine.compile(this, this.builder, method, tz, original);
-          }
-        };
-      }
+      ScopedCompiler = subclassCompiler(compiler, builder, (c, method, tz, original) =>
+        engine.compile(c, c.builder, method, tz, original),
+      );
       engine.instrument(compiler, builder);
       return compiler;
     }
 
     override raw(...args: unknown[]): RawLike {
-      const raw = super.raw(...args);
+      const raw = super.raw(...args) as RawLike;
       const built = compileScope() ?? captureScope();
       raw[BUILT_SCOPE] = built;
       const original = raw.toSQL;
@@ -333,7 +287,6 @@ export function createScopedKnex(
         }
         return out;
       };
-      scopedRawToSQL.add(raw.toSQL);
       return raw;
     }
 
@@ -343,17 +296,10 @@ export function createScopedKnex(
         typeof builder === 'object' && builder !== null
           ? (builder as ScopedTarget)[BUILT_SCOPE]
           : undefined;
-      const runner = super.runner(builder) as RunnerLike;
+      const runner = super.runner(builder) as KnexRunner;
       // The execution's scope reaches the compile through the runner itself (one
       // runner per execution), never through a slot on the shared builder.
-      const ensureConnection = runner.ensureConnection;
-      runner.ensureConnection = function ensureConnectionInScope(callback, params) {
-        return ensureConnection.call(
-          this,
-          (r: unknown, p: unknown) => withExecutionScope(executed, () => callback(r, p)),
-          params,
-        );
-      };
+      aroundRunnerCompile(runner, (fn) => withExecutionScope(executed, fn));
       if (rlsEnabled && executed.kind === 'none' && built !== undefined && built.kind !== 'none') {
         // A lazily awaited builder: its connection checkout must carry the
         // tenant it was built for, not the empty scope of the awaiting code.
@@ -422,20 +368,8 @@ export function createScopedKnex(
     }
   }
 
-  const client = Object.create(ScopedClient.prototype) as KnexClientLike & Record<string, unknown>;
-  Object.assign(client, baseClient);
-  // Own event listeners: sharing the base's listener table would duplicate every
-  // event. Reset by assignment, never `delete`: deleting a property puts the
-  // client in V8's slow (dictionary) mode, and knex reads client properties
-  // on every statement.
-  client._events = undefined;
-  client._eventsCount = 0;
-  EventEmitter.call(client);
-  for (const event of ['start', 'query', 'query-error', 'query-response']) {
-    client.on(event, (...args: unknown[]) => baseClient.emit(event, ...args));
-  }
-
-  const scoped = makeKnex(client) as unknown as TenantKnex;
+  const scoped = knexAroundClient(ScopedClient, base) as TenantKnex;
+  const client = scoped.client as KnexClient;
   const info: TenancyInfo = Object.freeze({
     mode,
     tenantColumn,
@@ -469,10 +403,6 @@ export function createScopedKnex(
   });
   return scoped;
 }
-
-// The installed knex's version, for the probe's message (knex has no exports map).
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const KNEX_VERSION = String((require('knex/package.json') as { version?: unknown }).version);
 
 /** Internal: the probe instance's final check of one compiled statement. */
 const PROBE_CHECK: unique symbol = Symbol('tenantry.probeCheck');

@@ -10,48 +10,9 @@ import {
   sameScope,
   type CapturedScope,
 } from './scope-capture';
+import type { KnexBuilder, KnexCompiler, KnexJoin, KnexStatement } from './knex-adapter';
 import { stampStatement } from './statement-stamp';
 import { parseTableString, type TableCatalog, type TableRef } from './table-catalog';
-
-/** A Knex statement record (`builder._statements[i]`): loosely typed on purpose, Knex has no types for it. */
-export interface KnexStatement {
-  grouping?: string;
-  type?: string;
-  value?: unknown;
-  bool?: string;
-  [key: string]: unknown;
-}
-
-/** The parts of a Knex JoinClause the engine reads. */
-export interface KnexJoin {
-  table: unknown;
-  joinType: string;
-  schema?: string;
-  clauses: KnexStatement[];
-}
-
-/** The parts of a Knex QueryBuilder the engine reads. */
-export interface KnexBuilder {
-  _single: Record<string, unknown>;
-  _statements: KnexStatement[];
-  _method?: string;
-  clone(): KnexBuilder;
-  as(alias: string): KnexBuilder;
-  select(...columns: unknown[]): KnexBuilder;
-  from(table: unknown): KnexBuilder;
-  where(column: string, value: unknown): KnexBuilder;
-}
-
-/** The parts of a Knex QueryCompiler the engine reads and patches. */
-export interface KnexCompiler {
-  method: string;
-  /** The builder this compiler was made for (knex sets it in the constructor). */
-  builder: KnexBuilder;
-  single: Record<string, unknown>;
-  grouped: Record<string, KnexStatement[] | undefined>;
-  toSQL(method?: string, tz?: unknown): unknown;
-  client: { queryBuilder(): KnexBuilder };
-}
 
 /** Symbol under which a builder keeps the scope it was created in. */
 export const BUILT_SCOPE: unique symbol = Symbol('tenantry.builtScope');
@@ -112,36 +73,6 @@ function isRawFragment(value: unknown): value is { sql?: unknown } {
   if (!isObjectLike(value) || value.isRawInstance !== true) return false;
   // knex.ref() is a Raw subclass that only ever renders an identifier.
   return !(typeof value.ref === 'string' && typeof value.withSchema === 'function');
-}
-
-// knex's Raw class (knex 3.x): fixed function helpers are plain instances of it.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const RawClass = require('knex/lib/raw') as { prototype: object & { toSQL: unknown } };
-
-/** The toSQL wrappers the scoped client puts on its own raws (see scoped-knex.ts). */
-export const scopedRawToSQL = new WeakSet<object>();
-
-// The exact texts knex's FunctionHelper renders for PostgreSQL: now(), now(precision), uuid().
-const FIXED_FUNCTION_SQL =
-  /^(?:CURRENT_TIMESTAMP|CURRENT_TIMESTAMP\(\d{1,2}\)|\(gen_random_uuid\(\)\))$/;
-
-/**
- * Whether a raw fragment is one of knex's fixed, table-free function helpers
- * (`fn.now()`, `fn.now(p)`, `fn.uuid()`), recognised structurally: a genuine
- * knex Raw whose text is exactly what the helper renders, with no bindings, no
- * wrap and an unmodified toSQL. Anything else stays a raw fragment.
- */
-function isFixedFunctionRaw(value: Record<string | symbol, unknown>): boolean {
-  if (Object.getPrototypeOf(value) !== RawClass.prototype) return false;
-  if (typeof value.sql !== 'string' || !FIXED_FUNCTION_SQL.test(value.sql)) return false;
-  const bindings = value.bindings;
-  if (bindings !== undefined && !(Array.isArray(bindings) && bindings.length === 0)) return false;
-  if (value._wrappedBefore || value._wrappedAfter) return false;
-  if (Object.prototype.hasOwnProperty.call(value, 'toSQL')) {
-    const own = value.toSQL;
-    if (typeof own !== 'function' || !scopedRawToSQL.has(own)) return false;
-  }
-  return true;
 }
 
 /** Whether any own value of a statement record is an object (where raw SQL or a builder could be). */
@@ -291,7 +222,6 @@ export class ScopeEngine {
   #collectRaw(value: unknown, run: CompileRun, depth = 0): void {
     if (!isObjectLike(value) || depth > 6) return;
     if (isRawFragment(value)) {
-      if (isFixedFunctionRaw(value)) return;
       run.raws.push(typeof value.sql === 'string' ? value.sql : String(value.sql));
       return;
     }

@@ -1,4 +1,4 @@
-import type { KnexBuilder, KnexCompiler, KnexJoin, KnexStatement } from '../statement-scoper';
+import type { KnexBuilder, KnexCompiler, KnexJoin, KnexStatement } from '../knex-adapter';
 import { isBuilder, isPlainObject, isRawFragment, unsafe } from '../statement-scoper';
 import type { TableKind, TableRef } from '../table-catalog';
 

@@ -1,10 +1,6 @@
 import type { CapturedScope } from '../scope-capture';
-import type {
-  KnexCompiler,
-  KnexJoin,
-  KnexStatement,
-  ScopeEngineSettings,
-} from '../statement-scoper';
+import type { KnexCompiler, KnexJoin, KnexStatement } from '../knex-adapter';
+import type { ScopeEngineSettings } from '../statement-scoper';
 import { unsafe } from '../statement-scoper';
 import type { ScopedRef } from '../row/row-scope';
 

@@ -275,10 +275,19 @@ require.extensions['.ts'] = (module, file) => {
     );
     expect(purged.code, purged.stderr).to.equal(0);
     expect(await exists()).to.equal(0);
-    // A server of its own (here the same server under another name and its port).
+    // A server of its own (here the same server under another name and its port). Tenant
+    // records may only name configured servers, so the config file declares it.
     const { port } = new URL(url);
+    const config = path.join(
+      tempDir({
+        'tenancy.yaml': `tenancy:\n  isolation:\n    mode: database\n    database:\n      servers:\n        second: { host: localhost, port: ${port || '5432'} }\n`,
+      }),
+      'tenancy.yaml',
+    );
     const placed = await cli(
       [
+        '--config',
+        config,
         '--json',
         '--database-prefix',
         prefix,
@@ -313,10 +322,21 @@ require.extensions['.ts'] = (module, file) => {
     });
     expect(rowMode.code).to.equal(2);
     expect(oneLine(rowMode)).to.match(/because the isolation mode is row/);
-    await cli(
-      ['--database-prefix', prefix, 'tenants', 'delete', 'placed', '--purge', '--yes'],
+    const purgedPlaced = await cli(
+      [
+        '--config',
+        config,
+        '--database-prefix',
+        prefix,
+        'tenants',
+        'delete',
+        'placed',
+        '--purge',
+        '--yes',
+      ],
       env,
     );
+    expect(purgedPlaced.code, purgedPlaced.stderr).to.equal(0);
   });
 
   it('answers hostile arguments with exit 2 and one escaped line on stderr', async () => {

@@ -455,6 +455,8 @@ export class TenantManager {
 
   // What is left of a tenant id: its schema/database, or its rows. Undefined: nothing.
   async #leftovers(tenant: TenantRecord): Promise<string | undefined> {
+    // A record the placement policy refuses reaches no storage: provisioning then fails on it.
+    if (!this.#placement.reachable(tenant)) return undefined;
     if (await this.#placement.storageExists(tenant)) return this.#placement.storageName(tenant);
     const rows = await this.#rows.remaining(tenant.id);
     return rows.length > 0 ? describeRowsLeft(rows) : undefined;

@@ -1,5 +1,6 @@
 import knexFactory, { type Knex } from 'knex';
 import type { TenantIsolationSettings, TenantRecord } from '../context/tenant-record';
+import { TenantUnavailableError } from '../errors';
 import {
   envCredentialsResolver,
   type CredentialsResolver,
@@ -135,24 +136,49 @@ export class TenantPlacement {
       return true;
     }
     if (this.mode === 'database') {
-      const conn = await this.#connectionOf(tenant);
-      const admin = this.#knexFor({ ...conn, database: 'postgres' }, 1);
-      try {
-        const { rows } = (await admin.raw('select 1 from pg_database where datname = ?', [
-          conn.database,
-        ])) as { rows: unknown[] };
-        if (rows.length > 0) return false;
-        await admin.raw('create database ??', [conn.database]);
-        return true;
-      } catch (error) {
-        // 42P04: a concurrent provisioning created it first: not ours to roll back.
-        if ((error as { code?: string }).code === '42P04') return false;
-        throw error;
-      } finally {
-        await admin.destroy();
-      }
+      return this.#onServerOf(tenant, async (admin, database) => {
+        if (await databaseExists(admin, database)) return false;
+        try {
+          await admin.raw('create database ??', [database]);
+          return true;
+        } catch (error) {
+          // 42P04: a concurrent provisioning created it first: not ours to roll back.
+          if ((error as { code?: string }).code === '42P04') return false;
+          throw error;
+        }
+      });
     }
     return false;
+  }
+
+  /** Runs `fn` on the maintenance database of the tenant's server, with the tenant database's name. */
+  async #onServerOf<T>(
+    tenant: TenantRecord,
+    fn: (admin: Knex, database: string) => Promise<T>,
+  ): Promise<T> {
+    const conn = await this.#connectionOf(tenant);
+    const admin = this.#knexFor({ ...conn, database: 'postgres' }, 1);
+    try {
+      return await fn(admin, conn.database);
+    } finally {
+      await admin.destroy();
+    }
+  }
+
+  /**
+   * Whether the placement policy lets this record reach any storage (always
+   * in row and schema mode; in database mode, a record naming a server or
+   * host outside the configured ones reaches none, and nothing is connected).
+   */
+  reachable(tenant: TenantRecord): boolean {
+    if (this.mode !== 'database') return true;
+    try {
+      this.#rulesOf().rules.targetOf(tenant);
+      return true;
+    } catch (error) {
+      if (error instanceof TenantUnavailableError) return false;
+      throw error;
+    }
   }
 
   /**
@@ -168,16 +194,7 @@ export class TenantPlacement {
       return rows.length > 0;
     }
     if (this.mode === 'database') {
-      const conn = await this.#connectionOf(tenant);
-      const admin = this.#knexFor({ ...conn, database: 'postgres' }, 1);
-      try {
-        const { rows } = (await admin.raw('select 1 from pg_database where datname = ?', [
-          conn.database,
-        ])) as { rows: unknown[] };
-        return rows.length > 0;
-      } finally {
-        await admin.destroy();
-      }
+      return this.#onServerOf(tenant, (admin, database) => databaseExists(admin, database));
     }
     return false;
   }
@@ -198,13 +215,9 @@ export class TenantPlacement {
         tenantSchemaName(tenant, this.#schemaPrefix),
       ]);
     } else if (this.mode === 'database') {
-      const conn = await this.#connectionOf(tenant);
-      const admin = this.#knexFor({ ...conn, database: 'postgres' }, 1);
-      try {
-        await admin.raw('drop database if exists ?? with (force)', [conn.database]);
-      } finally {
-        await admin.destroy();
-      }
+      await this.#onServerOf(tenant, (admin, database) =>
+        admin.raw('drop database if exists ?? with (force)', [database]),
+      );
     }
   }
 
@@ -290,4 +303,11 @@ export class TenantPlacement {
       log: this.#log,
     });
   }
+}
+
+async function databaseExists(admin: Knex, database: string): Promise<boolean> {
+  const { rows } = (await admin.raw('select 1 from pg_database where datname = ?', [database])) as {
+    rows: unknown[];
+  };
+  return rows.length > 0;
 }

@@ -42,9 +42,9 @@ export interface TenantPlacementPolicy {
    * instead must match one of them (or the base connection's). Default: `{}`
    * (only the base connection's server).
    */
-  readonly servers?: Readonly<Record<string, TenantServer>>;
+  readonly servers?: Readonly<Record<string, TenantServer>> | undefined;
   /** Which `passwordRef` names may be resolved. Default: none (every `passwordRef` is refused). */
-  readonly passwordRefs?: PasswordRefPolicy;
+  readonly passwordRefs?: PasswordRefPolicy | undefined;
 }
 
 /** A node-postgres connection config (what `knex({ connection })` accepts as an object). */
@@ -56,7 +56,7 @@ export interface TenantDatabaseTarget {
   readonly port: number;
   readonly database: string;
   readonly user: string;
-  readonly passwordRef?: string;
+  readonly passwordRef?: string | undefined;
 }
 
 const SERVER_NAME = /^[A-Za-z0-9_.-]{1,63}$/;

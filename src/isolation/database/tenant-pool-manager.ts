@@ -35,7 +35,7 @@ export interface DatabaseIsolationOptions extends TenantPlacementPolicy {
    * base Knex's connection (`withTenancy`); none for a `TenantPoolManager`
    * created on its own.
    */
-  readonly connection?: string | PgConnectionConfig;
+  readonly connection?: string | PgConnectionConfig | undefined;
   /**
    * Most connections open at once across ALL tenant pools (the global
    * budget). Default: `50`.

@@ -162,9 +162,7 @@ export function createScopedKnex(
       const bindings = Array.isArray(statement.bindings)
         ? (statement.bindings as unknown[])
         : undefined;
-      verifier.verify(statement.sql, bindings, scope, stamp?.conflict, (sql) =>
-        client.positionBindings(sql),
-      );
+      verifier.verify(statement.sql, bindings, scope, stamp?.conflict, client);
     } catch (error) {
       if (stamp?.trustRaw === true && error instanceof UnsafeQueryError) {
         // allowRaw (only with the RLS backstop): raw SQL sent without proof, audited.

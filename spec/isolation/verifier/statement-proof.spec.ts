@@ -282,7 +282,7 @@ describe('FinalSqlVerifier', () => {
   it('checks the bindings of every execution against the cached proof', () => {
     const v = verifier();
     const sql = 'select * from documents where documents.tenant_id = ?';
-    const toFinal = (s: string) => s.replace('?', '$1');
+    const toFinal = { positionBindings: (s: string) => s.replace('?', '$1') };
     v.verify(sql, ['acme'], acme, undefined, toFinal);
     expect(codeOf(() => v.verify(sql, ['globex'], acme, undefined, toFinal))).to.equal(
       'UNSAFE_QUERY',

@@ -25,6 +25,17 @@ export function setVerifierDisabledForMutationTest(disabled: boolean): void {
   verifierDisabled = disabled;
 }
 
+/**
+ * What turns a compiled text into what PostgreSQL receives (the knex
+ * client: `?` numbered as `$n`); a pure function of the text. Called on
+ * cache misses only.
+ */
+export interface PlaceholderDialect {
+  positionBindings(sql: string): string;
+}
+
+const SQL_AS_IS: PlaceholderDialect = { positionBindings: (sql) => sql };
+
 /** A cached refusal: the message, re-thrown as a fresh error each time. */
 interface Refusal {
   readonly refused: string;
@@ -80,7 +91,7 @@ export class FinalSqlVerifier {
    * Throws unless `sql`, executed with `bindings` as `scope`, is proven
    * tenant-safe. `conflict` is a second scope the statement was also
    * claimed by (built in one tenant, executed in another): a statement on
-   * tenant tables with a conflict is refused. `toFinal` turns `sql` (the
+   * tenant tables with a conflict is refused. `dialect` turns `sql` (the
    * text as compiled, the cache key) into what PostgreSQL receives (the
    * driver's placeholder numbering); it must be a pure function of `sql`.
    */
@@ -89,10 +100,10 @@ export class FinalSqlVerifier {
     bindings: readonly unknown[] | undefined,
     scope: CapturedScope,
     conflict?: CapturedScope,
-    toFinal: (sql: string) => string = (text) => text,
+    dialect: PlaceholderDialect = SQL_AS_IS,
   ): void {
     if (scope.kind === 'system' || verifierDisabled) return;
-    const proof = this.#proof(sql, toFinal);
+    const proof = this.#proof(sql, dialect);
     if ('refused' in proof) {
       this.stats.refused++;
       throw new UnsafeQueryError(proof.refused);
@@ -145,7 +156,7 @@ export class FinalSqlVerifier {
     }
   }
 
-  #proof(sql: string, toFinal: (sql: string) => string): CacheEntry {
+  #proof(sql: string, dialect: PlaceholderDialect): CacheEntry {
     const cache = this.#cache;
     const hit = cache.get(sql);
     if (hit !== undefined) {
@@ -158,7 +169,7 @@ export class FinalSqlVerifier {
     this.stats.parsed++;
     let entry: CacheEntry;
     try {
-      entry = proveStatement(parseSql(toFinal(sql)), this.#settings);
+      entry = proveStatement(parseSql(dialect.positionBindings(sql)), this.#settings);
     } catch (error) {
       if (error instanceof UnsafeQueryError) entry = { refused: error.message };
       else {

@@ -55,4 +55,17 @@ describe('the knex adapter (the one door to knex internals)', () => {
       );
     });
   });
+
+  it("refuses database mode when the client's initializePool() is gone (TENANCY_CONFIG_INVALID)", () => {
+    // The base client class (knex/lib/client) defines it; the pg dialect inherits it.
+    const proto = Object.getPrototypeOf(Object.getPrototypeOf(knex.client)) as Record<
+      string,
+      unknown
+    >;
+    without(proto, 'initializePool', () => {
+      const error = refusal(() => withTenancy(knex, { mode: 'database' }));
+      expect(error.code).to.equal('TENANCY_CONFIG_INVALID');
+      expect(error.message).to.match(/no longer has Client#initializePool\(\)/);
+    });
+  });
 });

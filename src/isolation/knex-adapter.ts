@@ -212,7 +212,9 @@ export function checkKnexInternals(base: Knex): void {
     );
   };
   if (typeof makeKnex !== 'function') missing('knex/lib/knex-builder/make-knex');
-  const client = base.client as Partial<KnexClient> & { constructor?: unknown };
+  const client = base.client as Partial<KnexClient & KnexPoolClient<object>> & {
+    constructor?: unknown;
+  };
   if (typeof client.constructor !== 'function') missing('a dialect client class');
   for (const method of [
     'queryBuilder',
@@ -225,6 +227,10 @@ export function checkKnexInternals(base: Knex): void {
     'positionBindings',
     '_query',
     '_stream',
+    'acquireRawConnection',
+    'destroyRawConnection',
+    'releaseConnection',
+    'initializePool',
   ] as const) {
     if (typeof client[method] !== 'function') missing(`Client#${method}()`);
   }
@@ -246,5 +252,85 @@ export function checkKnexInternals(base: Knex): void {
   if (compiler.builder !== builder) missing('QueryCompiler#builder');
   if (typeof compiler.single !== 'object' || typeof compiler.grouped !== 'object') {
     missing('QueryCompiler#single/grouped');
+  }
+}
+
+// ---- database mode: one tenant pool's connections ---------------------------
+
+/** The parts of a tarn pool (knex's pool) database mode reads. */
+export interface KnexPool {
+  numFree(): number;
+  idleTimeoutMillis: number;
+  check(): void;
+}
+
+/**
+ * What database mode does around one tenant Knex's connections. Each hook
+ * gets the client's original method (bound) to call.
+ */
+export interface KnexConnectionHooks<C extends object> {
+  openConnection(original: () => Promise<C>): Promise<C>;
+  closeConnection(connection: C, original: (connection: C) => Promise<void>): Promise<void>;
+  lend(original: () => Promise<unknown>): Promise<unknown>;
+  giveBack(connection: unknown, original: (connection: unknown) => Promise<void>): Promise<void>;
+  send(
+    connection: unknown,
+    statement: unknown,
+    original: (connection: unknown, statement: unknown) => Promise<unknown>,
+  ): Promise<unknown>;
+}
+
+interface KnexPoolClient<C> {
+  acquireRawConnection(): Promise<C>;
+  destroyRawConnection(connection: C): Promise<void>;
+  acquireConnection(): Promise<unknown>;
+  releaseConnection(connection: unknown): Promise<void>;
+  initializePool(): void;
+  pool?: KnexPool;
+  _query(connection: unknown, statement: unknown): Promise<unknown>;
+}
+
+/**
+ * Wraps a tenant Knex's connection life cycle (touch 7: the client
+ * instance's `acquireRawConnection`, `destroyRawConnection`,
+ * `acquireConnection`, `releaseConnection` and `_query`): knex has no hook
+ * around opening or closing a physical connection or lending one out.
+ */
+export function hookConnections<C extends object>(knex: Knex, hooks: KnexConnectionHooks<C>): void {
+  const client = knex.client as KnexPoolClient<C>;
+  const openRaw = client.acquireRawConnection.bind(client);
+  const closeRaw = client.destroyRawConnection.bind(client);
+  const acquire = client.acquireConnection.bind(client);
+  const release = client.releaseConnection.bind(client);
+  const query = client._query.bind(client);
+  client.acquireRawConnection = () => hooks.openConnection(openRaw);
+  client.destroyRawConnection = (connection) => hooks.closeConnection(connection, closeRaw);
+  client.acquireConnection = () => hooks.lend(acquire);
+  client.releaseConnection = (connection) => hooks.giveBack(connection, release);
+  client._query = (connection, statement) => hooks.send(connection, statement, query);
+}
+
+/** The Knex's pool, or undefined while it is closed (touch 8: `client.pool`). */
+export function poolOf(knex: Knex): KnexPool | undefined {
+  return (knex.client as KnexPoolClient<object>).pool;
+}
+
+/** Opens a closed Knex's pool again (touch 9: `client.initializePool()`, what knex calls on first use). */
+export function reopenPool(knex: Knex): void {
+  (knex.client as KnexPoolClient<object>).initializePool();
+}
+
+/**
+ * Closes the pool's idle connections now (touch 10: tarn has no call for
+ * that; its reaper `check()` closes those idle longer than
+ * `idleTimeoutMillis`, so it runs once with 0).
+ */
+export function closeIdleConnections(pool: KnexPool): void {
+  const idleTimeout = pool.idleTimeoutMillis;
+  pool.idleTimeoutMillis = 0;
+  try {
+    pool.check();
+  } finally {
+    pool.idleTimeoutMillis = idleTimeout;
   }
 }

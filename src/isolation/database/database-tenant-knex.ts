@@ -3,6 +3,7 @@ import { emitTenancyAudit } from '../../context/audit';
 import { currentSystemReason, tryCurrentTenant } from '../../context/tenant-scope';
 import { TenantScopeError } from '../../errors';
 import { toTenancyLogger } from '../../logger';
+import { checkKnexInternals } from '../knex-adapter';
 import type { TenancyInfo, TenantKnex, UnscopedOptions } from '../tenant-knex';
 import type { WithTenancyOptions } from '../with-tenancy-options';
 import { TenantPoolManager, type DatabaseIsolationOptions } from './tenant-pool-manager';
@@ -57,6 +58,8 @@ export function createDatabaseTenantKnex(
   base: Knex,
   options: DatabaseTenantKnexOptions = {},
 ): DatabaseTenantKnex {
+  // Tenant Knexes are made by the same knex as the base one: its pool hooks must be there.
+  checkKnexInternals(base);
   const dbOptions = options.database ?? {};
   const logger =
     dbOptions.logger ??

@@ -2,6 +2,7 @@ import knexFactory, { type Knex } from 'knex';
 import type { TenantRecord } from '../../context/tenant-record';
 import { TenancyError, TenantUnavailableError } from '../../errors';
 import { silentLogger, type TenancyLogger } from '../../logger';
+import { closeIdleConnections, hookConnections, poolOf, reopenPool } from '../knex-adapter';
 import { ConnectionBudget } from './connection-budget';
 import { envCredentialsResolver, type CredentialsResolver } from './credentials-resolver';
 import {
@@ -108,12 +109,6 @@ interface PoolEntry {
   abort: AbortController;
   /** Called once the pool has closed (closeTenant() waits for a drain). */
   onClosed: (() => void)[];
-}
-
-interface TarnPool {
-  numFree(): number;
-  idleTimeoutMillis: number;
-  check(): void;
 }
 
 const RELEASED = Symbol('tenantry.budgetReleased');
@@ -315,7 +310,7 @@ export class TenantPoolManager {
     let pools = 0;
     let draining = 0;
     for (const entry of this.#live) {
-      if (entry.closing !== undefined || poolOf(entry) === undefined) continue;
+      if (entry.closing !== undefined || poolOf(entry.knex) === undefined) continue;
       pools += 1;
       if (!this.#listed.has(entry.seq)) draining += 1;
     }
@@ -363,7 +358,7 @@ export class TenantPoolManager {
     this.#byKey.clear();
     for (const entry of [...this.#live]) {
       entry.invalidated = true;
-      if (entry.closing === undefined && poolOf(entry) !== undefined)
+      if (entry.closing === undefined && poolOf(entry.knex) !== undefined)
         this.#close(entry, 'shutdown');
     }
     // A pool revived by a late builder while others closed is closed too.
@@ -429,108 +424,96 @@ export class TenantPoolManager {
   #instrument(entry: PoolEntry): void {
     const { knex, tenantId } = entry;
     type Conn = { [RELEASED]?: boolean };
-    const client = knex.client as {
-      acquireRawConnection(): Promise<Conn>;
-      destroyRawConnection(c: Conn): Promise<void>;
-      acquireConnection(): Promise<unknown>;
-      releaseConnection(c: unknown): Promise<void>;
-      initializePool(): void;
-      pool?: unknown;
-      _query(connection: unknown, obj: unknown): Promise<unknown>;
-    };
     const budget = this.#budget;
     const logger = this.#logger;
     const timeout = this.#options.acquireTimeoutMillis;
-    const openRaw = client.acquireRawConnection.bind(client);
-    const closeRaw = client.destroyRawConnection.bind(client);
-    const acquire = client.acquireConnection.bind(client);
-    const release = client.releaseConnection.bind(client);
-    const query = client._query.bind(client);
-    client.acquireRawConnection = async () => {
-      await budget.acquire(entry.abort.signal);
-      try {
-        return await openRaw();
-      } catch (error) {
-        budget.release();
-        logger.warn('tenant database connection failed', {
-          tenantId,
-          code: (error as { code?: unknown }).code,
-        });
-        throw unavailable(tenantId, error);
-      }
-    };
-    client.destroyRawConnection = async (connection) => {
-      if (connection[RELEASED]) return closeRaw(connection);
-      connection[RELEASED] = true;
-      this.#releasing += 1;
-      try {
-        await closeRaw(connection);
-      } finally {
-        // Given back only once the connection is closed, so the server never
-        // sees more than the budget.
-        this.#releasing -= 1;
-        budget.release();
-      }
-    };
-    client.acquireConnection = async () => {
-      // Counted first, so no eviction can pick this pool from here on.
-      entry.pending += 1;
-      try {
-        // A builder handed out before its pool closed (idle, budget pressure,
-        // cap) still runs: the pool is reopened for it.
-        while (entry.closing !== undefined || client.pool === undefined) {
-          if (entry.closing !== undefined) {
-            await entry.closing;
-            continue;
+    hookConnections<Conn>(knex, {
+      openConnection: async (openRaw) => {
+        await budget.acquire(entry.abort.signal);
+        try {
+          return await openRaw();
+        } catch (error) {
+          budget.release();
+          logger.warn('tenant database connection failed', {
+            tenantId,
+            code: (error as { code?: unknown }).code,
+          });
+          throw unavailable(tenantId, error);
+        }
+      },
+      closeConnection: async (connection, closeRaw) => {
+        if (connection[RELEASED]) return closeRaw(connection);
+        connection[RELEASED] = true;
+        this.#releasing += 1;
+        try {
+          await closeRaw(connection);
+        } finally {
+          // Given back only once the connection is closed, so the server never
+          // sees more than the budget.
+          this.#releasing -= 1;
+          budget.release();
+        }
+      },
+      lend: async (acquire) => {
+        // Counted first, so no eviction can pick this pool from here on.
+        entry.pending += 1;
+        try {
+          // A builder handed out before its pool closed (idle, budget pressure,
+          // cap) still runs: the pool is reopened for it.
+          while (entry.closing !== undefined || poolOf(knex) === undefined) {
+            if (entry.closing !== undefined) {
+              await entry.closing;
+              continue;
+            }
+            if (this.#destroyed) throw unavailable(tenantId, new Error('pool manager shut down'));
+            entry.abort = new AbortController();
+            reopenPool(knex);
+            this.#revived(entry);
           }
-          if (this.#destroyed) throw unavailable(tenantId, new Error('pool manager shut down'));
-          entry.abort = new AbortController();
-          client.initializePool();
-          this.#revived(entry);
+          entry.lastUsed = Date.now();
+          const connection = await acquire();
+          entry.borrowed += 1;
+          return connection;
+        } catch (error) {
+          if ((error as { name?: unknown }).name === 'KnexTimeoutError') {
+            throw new TenantUnavailableError(
+              `Cannot get a database connection for tenant "${tenantId}" because its pool and the ` +
+                `connection budget stayed busy for ${timeout} ms. Retry later.`,
+              { cause: error },
+            );
+          }
+          if (this.#destroyed && !(error instanceof TenancyError)) {
+            throw new TenantUnavailableError(
+              `Cannot reach the database of tenant "${tenantId}" because the pool manager is shut down.`,
+              { cause: error },
+            );
+          }
+          // Any other failure to get a connection means this tenant cannot be served now: 503.
+          throw unavailable(tenantId, error);
+        } finally {
+          entry.pending -= 1;
+          this.#closeIfDrained(entry);
         }
-        entry.lastUsed = Date.now();
-        const connection = await acquire();
-        entry.borrowed += 1;
-        return connection;
-      } catch (error) {
-        if ((error as { name?: unknown }).name === 'KnexTimeoutError') {
-          throw new TenantUnavailableError(
-            `Cannot get a database connection for tenant "${tenantId}" because its pool and the ` +
-              `connection budget stayed busy for ${timeout} ms. Retry later.`,
-            { cause: error },
-          );
+      },
+      giveBack: async (connection, release) => {
+        try {
+          await release(connection);
+        } finally {
+          entry.borrowed -= 1;
+          entry.lastUsed = Date.now();
+          this.#closeIfDrained(entry);
+          // Someone waits for a budget slot: this pool may just have become closable.
+          if (budget.waiting > 0 && !this.#isBusy(entry)) this.#relievePressure();
         }
-        if (this.#destroyed && !(error instanceof TenancyError)) {
-          throw new TenantUnavailableError(
-            `Cannot reach the database of tenant "${tenantId}" because the pool manager is shut down.`,
-            { cause: error },
-          );
+      },
+      send: async (connection, statement, query) => {
+        try {
+          return await query(connection, statement);
+        } catch (error) {
+          throw isUnavailable(error) ? unavailable(tenantId, error) : error;
         }
-        // Any other failure to get a connection means this tenant cannot be served now: 503.
-        throw unavailable(tenantId, error);
-      } finally {
-        entry.pending -= 1;
-        this.#closeIfDrained(entry);
-      }
-    };
-    client.releaseConnection = async (connection) => {
-      try {
-        await release(connection);
-      } finally {
-        entry.borrowed -= 1;
-        entry.lastUsed = Date.now();
-        this.#closeIfDrained(entry);
-        // Someone waits for a budget slot: this pool may just have become closable.
-        if (budget.waiting > 0 && !this.#isBusy(entry)) this.#relievePressure();
-      }
-    };
-    client._query = async (connection, obj) => {
-      try {
-        return await query(connection, obj);
-      } catch (error) {
-        throw isUnavailable(error) ? unavailable(tenantId, error) : error;
-      }
-    };
+      },
+    });
   }
 
   #list(entry: PoolEntry): void {
@@ -582,7 +565,7 @@ export class TenantPoolManager {
       !this.#listed.has(entry.seq) &&
       !this.#isBusy(entry) &&
       entry.closing === undefined &&
-      poolOf(entry) !== undefined
+      poolOf(entry.knex) !== undefined
     ) {
       this.#close(entry, reason);
     }
@@ -598,7 +581,7 @@ export class TenantPoolManager {
         if (now - entry.lastUsed < this.#options.poolIdleMillis) continue;
         this.#listed.delete(entry.seq);
       }
-      if (poolOf(entry) !== undefined) this.#close(entry, 'idle');
+      if (poolOf(entry.knex) !== undefined) this.#close(entry, 'idle');
       else if (!this.#listed.has(entry.seq)) this.#forget(entry);
     }
   }
@@ -616,7 +599,7 @@ export class TenantPoolManager {
     ];
     for (const entry of candidates) {
       if (needed <= 0) return;
-      const pool = poolOf(entry);
+      const pool = poolOf(entry.knex);
       if (this.#isBusy(entry) || entry.closing !== undefined || pool === undefined) continue;
       const free = pool.numFree();
       if (free === 0) continue;
@@ -626,17 +609,17 @@ export class TenantPoolManager {
     }
     for (const entry of candidates) {
       if (needed <= 0) return;
-      const pool = poolOf(entry);
+      const pool = poolOf(entry.knex);
       if (entry.closing !== undefined || pool === undefined) continue;
       const free = pool.numFree();
       if (free === 0) continue;
       needed -= free;
-      closeFreeConnections(pool);
+      closeIdleConnections(pool);
     }
   }
 
   #whenClosed(entry: PoolEntry): Promise<void> {
-    if (poolOf(entry) === undefined && entry.closing === undefined) return Promise.resolve();
+    if (poolOf(entry.knex) === undefined && entry.closing === undefined) return Promise.resolve();
     return new Promise((resolve) => entry.onClosed.push(resolve));
   }
 
@@ -661,25 +644,9 @@ export class TenantPoolManager {
       .finally(() => {
         this.#closing.delete(closing);
         entry.closing = undefined;
-        if (poolOf(entry) === undefined && !this.#listed.has(entry.seq)) this.#forget(entry);
+        if (poolOf(entry.knex) === undefined && !this.#listed.has(entry.seq)) this.#forget(entry);
       });
     entry.closing = closing;
     this.#closing.add(closing);
-  }
-}
-
-function poolOf(entry: PoolEntry): TarnPool | undefined {
-  return (entry.knex.client as { pool?: TarnPool }).pool;
-}
-
-// tarn has no call to close idle connections now; its reaper (check())
-// closes those idle longer than idleTimeoutMillis, so it runs once with 0.
-function closeFreeConnections(pool: TarnPool): void {
-  const idleTimeout = pool.idleTimeoutMillis;
-  pool.idleTimeoutMillis = 0;
-  try {
-    pool.check();
-  } finally {
-    pool.idleTimeoutMillis = idleTimeout;
   }
 }

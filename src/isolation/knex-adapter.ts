@@ -334,3 +334,30 @@ export function closeIdleConnections(pool: KnexPool): void {
     pool.idleTimeoutMillis = idleTimeout;
   }
 }
+
+// ---- connections outside the pool, and broken ones ----------------------------
+
+/**
+ * A physical connection of the Knex outside its pool, and how to close it
+ * (touch 11: the client's `acquireRawConnection`/`destroyRawConnection`):
+ * for session state that must never be lent to a request (LISTEN).
+ */
+export function dedicatedConnection<C>(knex: Knex): {
+  open(): Promise<C>;
+  close(connection: C): Promise<void>;
+} {
+  const client = knex.client as KnexPoolClient<C>;
+  return {
+    open: () => client.acquireRawConnection(),
+    close: (connection) => client.destroyRawConnection(connection),
+  };
+}
+
+/**
+ * Marks a pooled connection broken so knex discards it instead of lending it
+ * again (touch 12: knex's `__knex__disposed` flag, which its pool validation
+ * reads).
+ */
+export function discardConnection(connection: unknown, reason: unknown): void {
+  (connection as { __knex__disposed?: unknown }).__knex__disposed = reason;
+}

@@ -1,3 +1,4 @@
+import { dedicatedConnection } from '../isolation/knex-adapter';
 import type { Knex } from 'knex';
 import type pg from 'pg';
 import { assertValidTenantId, isValidTenantId } from '../context/tenant-id';
@@ -86,21 +87,18 @@ export class TenantChangeNotifier {
     this.#client = undefined;
     if (client)
       await this.#rawClient()
-        .destroyRawConnection(client)
+        .close(client)
         .catch(() => undefined);
   }
 
-  #rawClient(): {
-    acquireRawConnection(): Promise<pg.Client>;
-    destroyRawConnection(c: pg.Client): Promise<void>;
-  } {
-    return this.#knex.client as never;
+  #rawClient(): { open(): Promise<pg.Client>; close(c: pg.Client): Promise<void> } {
+    return dedicatedConnection<pg.Client>(this.#knex);
   }
 
   // A dedicated connection outside the pool: LISTEN is session state and
   // must never be handed to a request.
   async #connect(): Promise<void> {
-    const client = await this.#rawClient().acquireRawConnection();
+    const client = await this.#rawClient().open();
     client.on('notification', (message) => {
       if (message.channel !== this.#channel) return;
       const id = message.payload ?? '';
@@ -119,7 +117,7 @@ export class TenantChangeNotifier {
     await client.query(`LISTEN ${this.#channel}`);
     if (this.#closed) {
       await this.#rawClient()
-        .destroyRawConnection(client)
+        .close(client)
         .catch(() => undefined);
       return;
     }

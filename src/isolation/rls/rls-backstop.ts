@@ -1,3 +1,4 @@
+import { discardConnection } from '../knex-adapter';
 import type { Knex } from 'knex';
 import { TenancyConfigError, TenantScopeError } from '../../errors';
 import type { TenancyLogger } from '../../logger';
@@ -255,7 +256,7 @@ async function inOwnBlock(
     return result;
   } catch (error) {
     await Promise.resolve(client.query('rollback')).catch((rollbackError: unknown) => {
-      (connection as { __knex__disposed?: unknown }).__knex__disposed = rollbackError;
+      discardConnection(connection, rollbackError);
     });
     throw error;
   }

@@ -103,20 +103,24 @@ describe('request containers (the one door to tsyringe internals)', () => {
       { lifecycle: Lifecycle.ContainerScoped },
     );
     fill(parent, 2000);
+    // What tsyringe's own child holds (it walks all 2,000+ registrations to find
+    // them): the ContainerScoped tokens of the parent, here scopedToken and any
+    // the parent copied from the root container when it was created.
+    const expected = ownTokens(parent.createChildContainer());
+    expect(expected).to.include(scopedToken);
+    expect(expected.length).to.be.below(20);
     const app = express();
     app.use(resolveTenant({ store: testTenants(), container: parent }));
     app.get('/tokens', (req: Request, res: Response) => {
       const tokens = ownTokens(req.container as DependencyContainer);
       res.json({
         count: tokens.length,
-        scoped: tokens.includes(scopedToken),
+        same: expected.every((token) => tokens.includes(token)),
         ctx: tokens.includes(TenantContext),
       });
     });
     const res = await request(app).get('/tokens').set('X-Tenant-ID', 'acme').expect(200);
-    expect(res.body).to.deep.equal({ count: 2, scoped: true, ctx: true });
-    // What tsyringe's own child holds: the same token set (it walks all 2,001 to find it).
-    expect(ownTokens(parent.createChildContainer())).to.deep.equal([scopedToken]);
+    expect(res.body).to.deep.equal({ count: expected.length + 1, same: true, ctx: true });
   });
 
   it("does not walk the parent's registrations per request, only after they change", async () => {

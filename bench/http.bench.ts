@@ -9,12 +9,22 @@
  * resolved through it, a route-level check), driven by autocannon on
  * 127.0.0.1 in short slices whose order rotates (A F B, F B A, B A F, ...) so
  * machine noise hits every side alike. Prints B/A throughput as the median of
- * the per-round ratios (goal >= 0.95), F/A and B/F, latency, and the server's
- * own CPU time per request on each side (measured in the server process, so
- * the load generator's share of the two cores does not enter it).
+ * the per-round ratios (goal >= 0.95), F/A and B/F (goal >= 0.98), latency,
+ * and the server's own CPU time per request on each side (measured in the
+ * server process, so the load generator's share of the two cores does not
+ * enter it).
+ *
+ * It runs at several sizes of the app's container (default 0, 500 and 2,000
+ * registrations: values, classes, singletons, factories, and at 500 and more
+ * 5 of them `Lifecycle.ContainerScoped`), the parent of every request
+ * container. F makes its request container as a child of a container
+ * prepared once at start-up, which holds only the app container's
+ * ContainerScoped copies (the least a child container can cost with tsyringe's
+ * public API); N, a reference, calls the app container's own
+ * `createChildContainer()` per request, which walks every registration.
  *
  *   node build/bench/http.bench.js
- *   BENCH_ROUNDS=20 BENCH_SECONDS=1 BENCH_CONNECTIONS=32 node build/bench/http.bench.js
+ *   BENCH_SIZES=0,500,2000 BENCH_ROUNDS=20 BENCH_SECONDS=1 BENCH_CONNECTIONS=32 node build/bench/http.bench.js
  *
  * The servers run in a child process so the load generator does not share
  * their event loop. No database: the store is in memory, behind the cache, as
@@ -27,7 +37,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import autocannon from 'autocannon';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { container, injectable } from 'tsyringe';
+import { Lifecycle, container, injectable, type DependencyContainer } from 'tsyringe';
 import {
   CachedTenantStore,
   InMemoryTenantStore,
@@ -41,6 +51,21 @@ const ROUNDS = positive('BENCH_ROUNDS', 20);
 const SECONDS = positive('BENCH_SECONDS', 1);
 const CONNECTIONS = positive('BENCH_CONNECTIONS', 32);
 const TENANTS = 100;
+const SIZES = sizes('BENCH_SIZES', [0, 500, 2000]);
+/** ContainerScoped registrations among the app container's, when it has any. */
+const CONTAINER_SCOPED = 5;
+
+function sizes(name: string, fallback: number[]): number[] {
+  const raw = process.env[name];
+  if (raw === undefined) return fallback;
+  const values = raw.split(',').map(Number);
+  if (values.length === 0 || !values.every((v) => Number.isSafeInteger(v) && v >= 0)) {
+    throw new TypeError(
+      `Cannot run the bench because ${name}=${raw} is not a list of registration counts (e.g. 0,500,2000).`,
+    );
+  }
+  return values;
+}
 
 function positive(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -76,11 +101,28 @@ async function listen(app: express.Express): Promise<{ server: Server; port: num
   });
 }
 
-/** Child process: both servers, ports reported over IPC. */
-async function serve(): Promise<void> {
-  const bare = express();
-  bare.disable('x-powered-by');
-  bare.get('/documents', handler);
+class Registered {}
+
+/** The app's container: `size` registrations of the kinds apps have. */
+function appContainer(size: number): DependencyContainer {
+  const app = container.createChildContainer();
+  for (let i = 0; i < size; i += 1) {
+    const token = Symbol(`registration ${i}`);
+    if (i < CONTAINER_SCOPED) {
+      app.register(token, { useClass: Registered }, { lifecycle: Lifecycle.ContainerScoped });
+    } else if (i % 4 === 0) app.register(token, { useValue: i });
+    else if (i % 4 === 1) app.register(token, { useClass: Registered });
+    else if (i % 4 === 2) app.registerSingleton(token, Registered);
+    else app.register(token, { useFactory: () => i });
+  }
+  return app;
+}
+
+type Ports = Record<Side, number>;
+
+/** The four servers of one size. */
+async function serveSize(size: number, bare: number): Promise<Ports> {
+  const parent = appContainer(size);
 
   const ids = Array.from({ length: TENANTS }, (_, i) => `tenant-${i}`);
   const store = new CachedTenantStore(
@@ -91,39 +133,60 @@ async function serve(): Promise<void> {
   );
   const tenanted = express();
   tenanted.disable('x-powered-by');
-  tenanted.use(resolveTenant({ store, strategies: ['header'] }));
+  tenanted.use(resolveTenant({ store, strategies: ['header'], container: parent }));
   tenanted.get('/documents', requireTenant(), handler);
   tenanted.use(tenancyErrorHandler());
 
   // F: the floor, by hand. A plain { id } object stands in for TenantContext
   // (no scope check), looked up in a Map (no validation, no store, no cache).
+  // Its request containers are children of one prepared once here: it holds
+  // only the app container's ContainerScoped copies, so a request copies those
+  // and nothing else; everything else resolves through it to the app container.
   const floorTenants = new Map(ids.map((id) => [id, { id }]));
   const floorScope = new AsyncLocalStorage<{ id: string }>();
-  const floor = express();
-  floor.disable('x-powered-by');
-  floor.use((req: Request, _res: Response, next: NextFunction) => {
-    const tenant = floorTenants.get(String(req.headers['x-tenant-id']));
-    if (tenant === undefined) {
-      next();
-      return;
-    }
-    const child = container.createChildContainer();
-    child.register(TenantContext, { useValue: tenant as unknown as TenantContext });
-    req.container = child;
-    floorScope.run(tenant, next);
-  });
-  floor.get(
-    '/documents',
-    (req: Request, res: Response, next: NextFunction) => {
-      if (req.container === undefined) res.status(401).end();
-      else next();
-    },
-    handler,
-  );
+  const handWritten = (childOf: () => DependencyContainer): express.Express => {
+    const app = express();
+    app.disable('x-powered-by');
+    app.use((req: Request, _res: Response, next: NextFunction) => {
+      const tenant = floorTenants.get(String(req.headers['x-tenant-id']));
+      if (tenant === undefined) {
+        next();
+        return;
+      }
+      const child = childOf();
+      child.register(TenantContext, { useValue: tenant as unknown as TenantContext });
+      req.container = child;
+      floorScope.run(tenant, next);
+    });
+    app.get(
+      '/documents',
+      (req: Request, res: Response, next: NextFunction) => {
+        if (req.container === undefined) res.status(401).end();
+        else next();
+      },
+      handler,
+    );
+    return app;
+  };
+  const prepared = parent.createChildContainer();
+  const floor = handWritten(() => prepared.createChildContainer());
+  // N: the same by hand, with the app container's own createChildContainer().
+  const naive = handWritten(() => parent.createChildContainer());
 
-  const a = await listen(bare);
   const b = await listen(tenanted);
   const f = await listen(floor);
+  const n = await listen(naive);
+  return { bare, floor: f.port, naive: n.port, tenanted: b.port };
+}
+
+/** Child process: the servers of every size, ports reported over IPC. */
+async function serve(): Promise<void> {
+  const bareApp = express();
+  bareApp.disable('x-powered-by');
+  bareApp.get('/documents', handler);
+  const bare = await listen(bareApp);
+  const ports: Record<string, Ports> = {};
+  for (const size of SIZES) ports[size] = await serveSize(size, bare.port);
   // The parent asks for the server's CPU time around each slice.
   process.on('message', (m: { cpu?: number }) => {
     if (typeof m?.cpu === 'number') {
@@ -131,13 +194,8 @@ async function serve(): Promise<void> {
       process.send?.({ cpu: m.cpu, micros: usage.user + usage.system });
     }
   });
-  process.send?.({ bare: a.port, tenanted: b.port, floor: f.port });
-  process.on('disconnect', () => {
-    a.server.close();
-    b.server.close();
-    f.server.close();
-    process.exit(0);
-  });
+  process.send?.({ ports });
+  process.on('disconnect', () => process.exit(0));
 }
 
 interface Round {
@@ -207,88 +265,105 @@ function median(values: number[]): number {
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
-type Side = 'bare' | 'floor' | 'tenanted';
-const SIDES: readonly Side[] = ['bare', 'floor', 'tenanted'];
+type Side = 'bare' | 'floor' | 'naive' | 'tenanted';
+const SIDES: readonly Side[] = ['bare', 'floor', 'naive', 'tenanted'];
 const LABEL: Record<Side, string> = {
-  bare: 'A bare Express      ',
-  floor: 'F floor, by hand    ',
-  tenanted: 'B tenantry chain    ',
+  bare: 'A bare Express                ',
+  floor: 'F floor, by hand              ',
+  naive: 'N by hand, createChildContainer',
+  tenanted: 'B tenantry chain              ',
 };
+
+async function warmUp(ports: Ports): Promise<void> {
+  // JIT and the tenant cache, not measured.
+  await Promise.all(
+    SIDES.map((side) =>
+      autocannon({
+        url: `http://127.0.0.1:${ports[side]}/documents`,
+        connections: 8,
+        amount: 2000,
+        requests: [
+          {
+            setupRequest: (r) => ({
+              ...r,
+              headers: { 'x-tenant-id': `tenant-${Math.floor(Math.random() * TENANTS)}` },
+            }),
+          },
+        ],
+      }),
+    ),
+  );
+}
+
+/** Runs the rounds of one size and prints its figures; returns the non-2xx + error count. */
+async function measure(child: ChildProcess, size: number, ports: Ports): Promise<number> {
+  await warmUp(ports);
+  const rounds: Record<Side, Round[]> = { bare: [], floor: [], naive: [], tenanted: [] };
+  for (let round = 0; round < ROUNDS; round += 1) {
+    // Rotate which side goes first, so drift does not favour one.
+    const order = SIDES.map((_, i) => SIDES[(i + round) % SIDES.length] as Side);
+    for (const side of order) {
+      const r = await drive(child, ports[side]);
+      rounds[side].push(r);
+      if (process.env.BENCH_VERBOSE) {
+        console.log(
+          `${size} registrations, round ${round + 1} ${LABEL[side]} ${r.rps.toFixed(0).padStart(7)} req/s  server CPU ${r.cpuPerRequest.toFixed(1)} µs/request  p50 ${r.p50} ms  p99 ${r.p99} ms  non2xx ${r.non2xx}  errors ${r.errors}`,
+        );
+      }
+    }
+  }
+  const bad = SIDES.reduce(
+    (sum, side) => sum + rounds[side].reduce((s, r) => s + r.non2xx + r.errors, 0),
+    0,
+  );
+  // Per-round ratios: a noisy neighbour slowing one round hurts every side of that round.
+  const ratios = (top: Side, bottom: Side): number[] =>
+    rounds[bottom].map((r, i) => (rounds[top][i] as Round).rps / r.rps);
+  const describe = (values: number[]): string => {
+    const sorted = [...values].sort((x, y) => x - y);
+    const q = (p: number) => (sorted[Math.floor((sorted.length - 1) * p)] as number).toFixed(3);
+    return `${median(values).toFixed(3)} (quartiles ${q(0.25)} - ${q(0.75)})`;
+  };
+  const met = (value: number, goal: number): string => (value >= goal ? 'MET' : 'NOT MET');
+  console.log('');
+  console.log(
+    `HTTP bench, app container with ${size} registrations: ${ROUNDS} rounds x ${SIDES.length} sides x ${SECONDS} s x ${CONNECTIONS} connections, ${TENANTS} tenants`,
+  );
+  for (const side of SIDES) {
+    const rs = rounds[side];
+    console.log(
+      `  ${LABEL[side]} median ${median(rs.map((r) => r.rps)).toFixed(0)} req/s, server CPU ${median(rs.map((r) => r.cpuPerRequest)).toFixed(1)} µs/request, p50 ${median(rs.map((r) => r.p50))} ms, p99 ${median(rs.map((r) => r.p99))} ms`,
+    );
+  }
+  const ba = ratios('tenanted', 'bare');
+  const bf = ratios('tenanted', 'floor');
+  console.log(
+    `  throughput B/A       ${describe(ba)}, median of ${ROUNDS} rounds; goal >= 0.95 ${met(median(ba), 0.95)}`,
+  );
+  console.log(
+    `  throughput F/A       ${describe(ratios('floor', 'bare'))}: the floor of any ALS + per-request child container design`,
+  );
+  console.log(
+    `  throughput N/A       ${describe(ratios('naive', 'bare'))}: the same with the app container's createChildContainer()`,
+  );
+  console.log(
+    `  throughput B/F       ${describe(bf)}: what tenantry adds over the floor; goal >= 0.98 ${met(median(bf), 0.98)}`,
+  );
+  console.log(`  non-2xx + errors     ${bad}`);
+  return bad;
+}
 
 async function main(): Promise<void> {
   const child: ChildProcess = fork(__filename, ['--serve'], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const ports = await new Promise<Record<Side, number>>((resolve, reject) => {
-    child.once('message', (m) => resolve(m as Record<Side, number>));
+  const ports = await new Promise<Record<string, Ports>>((resolve, reject) => {
+    child.once('message', (m) => resolve((m as { ports: Record<string, Ports> }).ports));
     child.once('exit', (code) => reject(new Error(`Bench server exited early (${code})`)));
   });
   try {
-    // Warm-up: JIT and the tenant cache, not measured.
-    await Promise.all(
-      SIDES.map((side) =>
-        autocannon({
-          url: `http://127.0.0.1:${ports[side]}/documents`,
-          connections: 8,
-          amount: 2000,
-          requests: [
-            {
-              setupRequest: (r) => ({
-                ...r,
-                headers: { 'x-tenant-id': `tenant-${Math.floor(Math.random() * TENANTS)}` },
-              }),
-            },
-          ],
-        }),
-      ),
-    );
-    const rounds: Record<Side, Round[]> = { bare: [], floor: [], tenanted: [] };
-    for (let round = 0; round < ROUNDS; round += 1) {
-      // Rotate which side goes first, so drift does not favour one.
-      const order = SIDES.map((_, i) => SIDES[(i + round) % SIDES.length] as Side);
-      for (const side of order) {
-        const r = await drive(child, ports[side]);
-        rounds[side].push(r);
-        if (process.env.BENCH_VERBOSE) {
-          console.log(
-            `round ${round + 1} ${LABEL[side]} ${r.rps.toFixed(0).padStart(7)} req/s  server CPU ${r.cpuPerRequest.toFixed(1)} µs/request  p50 ${r.p50} ms  p99 ${r.p99} ms  non2xx ${r.non2xx}  errors ${r.errors}`,
-          );
-        }
-      }
-    }
-    const bad = SIDES.reduce(
-      (sum, side) => sum + rounds[side].reduce((s, r) => s + r.non2xx + r.errors, 0),
-      0,
-    );
-    // Per-round ratios: a noisy neighbour slowing one round hurts every side of that round.
-    const ratios = (top: Side, bottom: Side): number[] =>
-      rounds[bottom].map((r, i) => (rounds[top][i] as Round).rps / r.rps);
-    const describe = (values: number[]): string => {
-      const sorted = [...values].sort((x, y) => x - y);
-      const q = (p: number) => (sorted[Math.floor((sorted.length - 1) * p)] as number).toFixed(3);
-      return `${median(values).toFixed(3)} (quartiles ${q(0.25)} - ${q(0.75)})`;
-    };
-    console.log('');
-    console.log(
-      `HTTP bench: ${ROUNDS} rounds x ${SIDES.length} sides x ${SECONDS} s x ${CONNECTIONS} connections, ${TENANTS} tenants`,
-    );
-    for (const side of SIDES) {
-      const rs = rounds[side];
-      console.log(
-        `  ${LABEL[side]} median ${median(rs.map((r) => r.rps)).toFixed(0)} req/s, server CPU ${median(rs.map((r) => r.cpuPerRequest)).toFixed(1)} µs/request, p50 ${median(rs.map((r) => r.p50))} ms, p99 ${median(rs.map((r) => r.p99))} ms`,
-      );
-    }
-    const goal = median(ratios('tenanted', 'bare'));
-    console.log(
-      `  throughput B/A       ${describe(ratios('tenanted', 'bare'))}, median of ${ROUNDS} rounds; goal >= 0.95 ${goal >= 0.95 ? 'MET' : 'NOT MET'}`,
-    );
-    console.log(
-      `  throughput F/A       ${describe(ratios('floor', 'bare'))}: the floor of any ALS + per-request child container design`,
-    );
-    console.log(
-      `  throughput B/F       ${describe(ratios('tenanted', 'floor'))}: what tenantry adds over the floor`,
-    );
-    console.log(`  non-2xx + errors     ${bad}`);
+    let bad = 0;
+    for (const size of SIZES) bad += await measure(child, size, ports[size] as Ports);
     if (bad > 0) process.exitCode = 1;
   } finally {
     child.disconnect();

@@ -1,6 +1,7 @@
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import { TenantContext } from './tenant-context';
 import { currentTenant } from './tenant-scope';
+import { requestContainerFactory, type RequestContainerFactory } from './tsyringe-adapter';
 
 /**
  * Registers `TenantContext` on a container (default: tsyringe's root
@@ -39,7 +40,7 @@ export function createTenantContainer(
   parent: DependencyContainer = rootContainer,
 ): DependencyContainer {
   ensureTenancyRegistered(parent);
-  return createRequestContainer(context, parent);
+  return createRequestContainer(context, requestContainerFactory(parent));
 }
 
 /** Registers the `TenantContext` factory on `parent` unless it (or an ancestor) has one. Internal. */
@@ -48,14 +49,14 @@ export function ensureTenancyRegistered(parent: DependencyContainer): void {
 }
 
 /**
- * The per-request child of a parent already checked by
- * {@link ensureTenancyRegistered} (once, at start-up). Internal.
+ * The per-request child made by `factory` (prepared once, at start-up, for a
+ * parent already checked by {@link ensureTenancyRegistered}). Internal.
  */
 export function createRequestContainer(
   context: TenantContext,
-  parent: DependencyContainer,
+  factory: RequestContainerFactory,
 ): DependencyContainer {
-  const child = parent.createChildContainer();
+  const child = factory.createChild();
   child.register(TenantContext, { useValue: context });
   return child;
 }

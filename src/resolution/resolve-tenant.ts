@@ -15,6 +15,7 @@ import type { ClaimPath } from '../context/claim-path';
 import { claimMembership, type TenantMembershipCheck } from '../context/tenant-membership';
 import type { TenantRecord } from '../context/tenant-record';
 import { runInTenantScope } from '../context/tenant-scope';
+import { onFirstDisposable, requestContainerFactory } from '../context/tsyringe-adapter';
 import {
   TenancyConfigError,
   TenancyError,
@@ -116,11 +117,11 @@ function andThen<T, U>(value: Maybe<T>, fn: (value: T) => Maybe<U>): Maybe<U> {
 
 /**
  * Disposes a request container when its response closes, if it holds
- * anything to dispose. tsyringe keeps disposables in a `disposables` Set and
- * its `dispose()` is async (several promises per request, expensive while
- * AsyncLocalStorage hooks are on), and most requests create none: so the
- * `close` listener is added only when the first disposable is. Any other
- * shape (another tsyringe version) is always disposed on close.
+ * anything to dispose. tsyringe's `dispose()` is async (several promises per
+ * request, expensive while AsyncLocalStorage hooks are on), and most requests
+ * create no disposable: so the `close` listener is added only when the first
+ * disposable is. Without that hook (another tsyringe version) the container
+ * is always disposed on close.
  */
 function disposeWhenClosed(
   child: DependencyContainer,
@@ -134,16 +135,9 @@ function disposeWhenClosed(
       failed(error);
     }
   };
-  const internal = (child as unknown as { disposables?: unknown }).disposables;
-  if (!(internal instanceof Set)) {
-    res.on('close', dispose); // 'close' fires once per response, after 'finish' or on abort
-    return;
-  }
-  const add = internal.add;
-  internal.add = function addAndArm(this: Set<unknown>, value: unknown) {
-    if (this.size === 0) res.on('close', dispose);
-    return add.call(this, value);
-  };
+  // 'close' fires once per response, after 'finish' or on abort.
+  const arm = (): void => void res.on('close', dispose);
+  if (!onFirstDisposable(child, arm)) arm();
 }
 
 interface Identified {
@@ -323,6 +317,9 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   const required = options.required ?? config?.required ?? false;
   const parent = options.container ?? rootContainer;
   ensureTenancyRegistered(parent); // once here, not per request
+  // Prepared (and tsyringe's internals checked) once here; per request it
+  // costs the same whatever the number of the parent's registrations.
+  const containers = requestContainerFactory(parent);
   const logger = toTenancyLogger(options.logger);
   // A CachedTenantStore answers warm lookups synchronously.
   const peek = store instanceof CachedTenantStore ? (id: string) => store.peek(id) : undefined;
@@ -553,7 +550,7 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       next(); // already inside this tenant's scope, with its container
       return;
     }
-    const child = createRequestContainer(context, parent);
+    const child = createRequestContainer(context, containers);
     req.tenant = context;
     req.container = child;
     disposeWhenClosed(child, res, (error) =>

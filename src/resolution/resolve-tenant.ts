@@ -8,6 +8,7 @@ import type {
   TenancyResolutionConfigInput,
   TenantStrategyName,
 } from '../config/tenancy-config';
+import { assertServableTenant } from '../context/run-for-tenant';
 import { createRequestContainer, ensureTenancyRegistered } from '../context/tenant-container';
 import { TenantContext, type TenantUser } from '../context/tenant-context';
 import { assertValidTenantId } from '../context/tenant-id';
@@ -20,10 +21,8 @@ import {
   TenancyError,
   TenantConflictError,
   TenantForbiddenError,
-  TenantNotFoundError,
   TenantRequiredError,
   TenantResolutionError,
-  TenantSuspendedError,
   TenantUnavailableError,
 } from '../errors';
 import { toTenancyLogger, type TenancyLoggerInput } from '../logger';
@@ -414,17 +413,8 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     return step(req, { named: [], user: undefined }, 0);
   }
 
-  function checkRecord(id: string, record: TenantRecord | undefined): TenantRecord {
-    if (record === undefined || record.status === 'deleted') {
-      throw new TenantNotFoundError(`Cannot find tenant "${id}". Check the tenant id.`);
-    }
-    if (record.status !== 'active') {
-      throw new TenantSuspendedError(
-        `Cannot serve tenant "${id}" because it is ${record.status.replace('_', ' ')}. Contact its administrator.`,
-      );
-    }
-    return record;
-  }
+  // The one status check jobs and scripts use too (runForTenant), so both refuse alike.
+  const checkRecord = assertServableTenant;
 
   function storeFailed(cause: unknown): never {
     if (cause instanceof TenancyError) throw cause;

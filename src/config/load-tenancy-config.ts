@@ -33,6 +33,7 @@ export const TENANCY_ENV_VARIABLES: Readonly<Record<string, string>> = Object.fr
   TENANCY_DB_MAX_POOLS: 'isolation.database.maxPools',
   TENANCY_DB_CONNECTION_BUDGET: 'isolation.database.connectionBudget',
   TENANCY_DB_IDLE_TIMEOUT_MS: 'isolation.database.idleTimeoutMs',
+  TENANCY_DB_PREFIX: 'isolation.database.prefix',
   TENANCY_CACHE_TTL_MS: 'cache.ttlMs',
   TENANCY_CACHE_MAX_ENTRIES: 'cache.maxEntries',
   TENANCY_CACHE_NEGATIVE_TTL_MS: 'cache.negativeTtlMs',

@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import { parseClaimPath } from '../context/claim-path';
 import { TenancyConfigError } from '../errors';
+import { DEFAULT_DATABASE_PREFIX } from '../isolation/database/tenant-database-name';
+import { DEFAULT_SCHEMA_PREFIX } from '../isolation/schema/tenant-schema-name';
 import { checkJwksAlgorithms, checkJwtAlgorithms, MIN_HMAC_SECRET_BYTES } from './jwt-algorithms';
 import {
   TENANT_STRATEGY_NAMES,
@@ -504,6 +506,20 @@ function parsePlacementPolicy(
   return out;
 }
 
+// What tenantSchemaName()/tenantDatabaseName() accept, so a bad prefix fails at load time.
+const NAME_PREFIX_PATTERN = /^[a-z_][a-z0-9_]{0,20}$/;
+
+/** A schema or database name prefix. */
+function namePrefix(value: unknown, where: string, fallback: string): string {
+  const prefix = optString(value, where) ?? fallback;
+  if (!NAME_PREFIX_PATTERN.test(prefix)) {
+    fail(
+      `Cannot use ${where}="${prefix}" because it is not 1-21 of [a-z0-9_] starting with a letter or _.`,
+    );
+  }
+  return prefix;
+}
+
 function parseIsolation(raw: unknown): TenancyIsolationConfig {
   const i = section(raw, 'tenancy.isolation', [
     'mode',
@@ -534,19 +550,24 @@ function parseIsolation(raw: unknown): TenancyIsolationConfig {
       `Cannot list ${both.join(', ')} as both tenant and shared tables. Keep each table in one list.`,
     );
   }
-  const schemaPrefix = optString(i.schemaPrefix, 'tenancy.isolation.schemaPrefix') ?? 'tenant_';
-  if (!/^[a-z_][a-z0-9_]{0,20}$/.test(schemaPrefix)) {
-    fail(
-      `Cannot use tenancy.isolation.schemaPrefix="${schemaPrefix}" because it is not 1-21 of [a-z0-9_] starting with a letter or _.`,
-    );
-  }
+  const schemaPrefix = namePrefix(
+    i.schemaPrefix,
+    'tenancy.isolation.schemaPrefix',
+    DEFAULT_SCHEMA_PREFIX,
+  );
   const db = section(i.database, 'tenancy.isolation.database', [
     'maxPools',
     'connectionBudget',
     'idleTimeoutMs',
+    'prefix',
     'servers',
     'passwordRefs',
   ]);
+  const databasePrefix = namePrefix(
+    db.prefix,
+    'tenancy.isolation.database.prefix',
+    DEFAULT_DATABASE_PREFIX,
+  );
   const maxPools = optInteger(db.maxPools, 'tenancy.isolation.database.maxPools', 20, 1);
   const connectionBudget = optInteger(
     db.connectionBudget,
@@ -575,6 +596,7 @@ function parseIsolation(raw: unknown): TenancyIsolationConfig {
         60_000,
         0,
       ),
+      prefix: databasePrefix,
       ...parsePlacementPolicy(db),
     }),
   });

@@ -32,6 +32,7 @@ function configMessage(fn: () => unknown): string {
 }
 
 function expectOneSafeLine(message: string): void {
+  // eslint-disable-next-line no-control-regex
   expect(message).not.to.match(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
   expect(message).to.include(ESCAPED);
   expect(message).to.match(/[^.]\.$/);

@@ -168,4 +168,18 @@ describe('tenantry CLI: database prefix and server from the config the app reads
       'no tenant "nope" was created',
     ).to.not.include('nope');
   });
+
+  it('names the Node error of a config file that cannot be read, with its code once', async () => {
+    const missing = path.join(tmpdir(), `tenantry-missing-${run}.yaml`);
+    const r = await cli(['--json', '--config', missing, 'tenants', 'list'], { DATABASE_URL: url });
+    expect(r.code).to.equal(1);
+    const line = oneLine(r);
+    expect(line).to.match(
+      /^tenantry: TENANCY_CONFIG_INVALID: Cannot read tenancy config file ".*" because ENOENT: no such file or directory, open '.*'\. Check the path\.$/,
+    );
+    expect(line.match(/ENOENT/g)).to.have.length(1);
+    const json = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+    expect(json.error.code).to.equal('TENANCY_CONFIG_INVALID');
+    expect(json.error.message).to.match(/because ENOENT: no such file/);
+  });
 });

@@ -4,7 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { TenancyConfigError } from '../errors';
 import { parseTenancyConfig } from './parse-tenancy-config';
 import type { TenancyConfig, TenancyConfigInput } from './tenancy-config';
-import { clause, quoteInput } from '../message-text';
+import { clause, messageWithCode, quoteInput } from '../message-text';
 
 /** The environment variables read by {@link tenancyConfigFromEnv}, and the setting each fills. */
 export const TENANCY_ENV_VARIABLES: Readonly<Record<string, string>> = Object.freeze({
@@ -105,7 +105,7 @@ function readConfigFile(file: string): unknown {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
     throw new TenancyConfigError(
-      `Cannot read tenancy config file ${quoteInput(file)} because it cannot be opened. Check the path.`,
+      `Cannot read tenancy config file ${quoteInput(file)} because ${messageWithCode(cause)}. Check the path.`,
       { cause },
     );
   }

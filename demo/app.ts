@@ -64,7 +64,7 @@ export interface DemoAppOptions {
   readonly configFile?: string;
   /** Environment read for `TENANCY_*`, or `false` to ignore it. Default: `process.env`. */
   readonly env?: Env | false;
-  /** Prefix of tenant database names in database mode. Default: `tenantry_demo_`. */
+  /** Prefix of tenant database names in database mode. Default: config `isolation.database.prefix` (`TENANCY_DB_PREFIX`; `tenantry_demo_` in the demo file). */
   readonly databasePrefix?: string;
   /** Servers tenant records may name in database mode (`database.servers`). Default: `{}`. */
   readonly databaseServers?: Readonly<Record<string, TenantServer>>;
@@ -179,7 +179,7 @@ export async function createDemoApp(options: DemoAppOptions = {}): Promise<DemoA
     maxEntries: cache.maxEntries,
     negativeTtlMs: cache.negativeTtlMs,
   });
-  const databasePrefix = options.databasePrefix ?? 'tenantry_demo_';
+  const databasePrefix = options.databasePrefix ?? isolation.database.prefix;
   const db = withTenancy(central, {
     mode: isolation.mode,
     tenantTables: isolation.tenantTables,

@@ -35,6 +35,22 @@ export function quoteInput(value: unknown, max = 70): string {
 }
 
 /**
+ * Like {@link quoteInput} for a value of any type a caller configured: a
+ * string is quoted, anything else shown as JSON (`12`, `true`, `["a"]`),
+ * with control characters escaped and cut to `max` characters.
+ */
+export function quoteValue(value: unknown, max = 70): string {
+  if (typeof value === 'string') return quoteInput(value, max);
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return escapeControls(text.length > max ? `${text.slice(0, max)}…` : text);
+}
+
+/**
  * A message (or an underlying error's message) as one clause to embed in
  * another sentence: on one line (controls escaped), without its trailing
  * full stops, so "because ${clause(m)}." ends with exactly one.

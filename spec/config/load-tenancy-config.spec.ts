@@ -41,7 +41,7 @@ describe('loadTenancyConfig()', () => {
       sharedTables: [],
       rls: false,
       schemaPrefix: 'tenant_',
-      database: { maxPools: 20, connectionBudget: 100, idleTimeoutMs: 60_000 },
+      database: { maxPools: 20, connectionBudget: 100, idleTimeoutMs: 60_000, prefix: 'tenant_' },
     });
     expect(tenancy.cache).to.deep.equal({ ttlMs: 30_000, maxEntries: 1000, negativeTtlMs: 5000 });
   });
@@ -148,6 +148,7 @@ describe('loadTenancyConfig()', () => {
       TENANCY_DB_MAX_POOLS: '5',
       TENANCY_DB_CONNECTION_BUDGET: '50',
       TENANCY_DB_IDLE_TIMEOUT_MS: '1000',
+      TENANCY_DB_PREFIX: 'orgdb_',
       TENANCY_CACHE_TTL_MS: '2000',
       TENANCY_CACHE_MAX_ENTRIES: '10',
       TENANCY_CACHE_NEGATIVE_TTL_MS: '100',
@@ -183,7 +184,7 @@ describe('loadTenancyConfig()', () => {
       sharedTables: ['plans'],
       rls: true,
       schemaPrefix: 'org_',
-      database: { maxPools: 5, connectionBudget: 50, idleTimeoutMs: 1000 },
+      database: { maxPools: 5, connectionBudget: 50, idleTimeoutMs: 1000, prefix: 'orgdb_' },
     });
     expect(tenancy.cache).to.deep.equal({ ttlMs: 2000, maxEntries: 10, negativeTtlMs: 100 });
   });
@@ -206,6 +207,7 @@ describe('loadTenancyConfig()', () => {
       maxPools: 20,
       connectionBudget: 100,
       idleTimeoutMs: 60_000,
+      prefix: 'tenant_',
       servers: {
         eu1: { host: 'pg-eu1.internal', port: 5432 },
         us1: { host: 'pg-us1.internal', port: 5433 },

@@ -128,8 +128,8 @@ for (const mode of MODES) {
           isolation: mode,
           strategies: [strategy],
           domain: DOMAIN,
-          env: false,
-          databasePrefix,
+          // The prefix through the config variable, as an operator sets it (and the CLI reads it).
+          env: { TENANCY_DB_PREFIX: databasePrefix },
           // The first app seeds; seeding is idempotent, the others only skip the work.
           seed: apps.length === 0,
         });

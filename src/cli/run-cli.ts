@@ -9,10 +9,7 @@ import type { TenancyConfig } from '../config/tenancy-config';
 import { isValidTenantId } from '../context/tenant-id';
 import type { TenantRecord } from '../context/tenant-record';
 import { TenancyError } from '../errors';
-import {
-  DEFAULT_DATABASE_PREFIX,
-  tenantDatabaseName,
-} from '../isolation/database/tenant-database-name';
+import { tenantDatabaseName } from '../isolation/database/tenant-database-name';
 import { withTenancy } from '../isolation/with-tenancy';
 import { migrationFiles } from '../lifecycle/migration-sources';
 import { migrationProgressReporter, type ProgressStream } from '../lifecycle/migration-progress';
@@ -45,7 +42,8 @@ export const CLI_EXIT = Object.freeze({ ok: 0, failure: 1, usage: 2, partial: 3 
 const USAGE = `Usage: tenantry [--config file] [--database-url url] [--migrations dir] [--json] <command>
 
 Commands:
-  tenants create <id> [--name name] [--no-provision] [--database-host h] [--database-port n]
+  tenants create <id> [--name name] [--no-provision]
+                 [--database-server name | --database-host h [--database-port n]]
   tenants provision <id>            provision a tenant made with --no-provision, or retry provisioning_failed
   tenants list
   tenants show <id>
@@ -62,7 +60,8 @@ Options:
   --database-url url        the central database (default: DATABASE_URL)
   --migrations dir          tenant migrations (default: TENANTRY_MIGRATIONS_DIR); .js, or .ts with a loader
   --schema-prefix p         schema mode prefix (default: config isolation.schemaPrefix)
-  --database-prefix p       database mode prefix (default: TENANTRY_DATABASE_PREFIX, else tenant_)
+  --database-prefix p       database mode prefix (default: TENANTRY_DATABASE_PREFIX, else config
+                            isolation.database.prefix / TENANCY_DB_PREFIX, else tenant_)
   --json                    print only JSON on stdout, failures included
   --yes                     confirm a purge without asking (required off a terminal)
   --version, --help
@@ -75,6 +74,7 @@ const OPTIONS = {
   migrations: { type: 'string' },
   'schema-prefix': { type: 'string' },
   'database-prefix': { type: 'string' },
+  'database-server': { type: 'string' },
   'database-host': { type: 'string' },
   'database-port': { type: 'string' },
   name: { type: 'string' },
@@ -103,7 +103,7 @@ const GLOBAL: readonly OptionName[] = [
 
 // The options each command takes besides the global ones: anything else is refused.
 const COMMANDS: Readonly<Record<string, readonly OptionName[]>> = {
-  'tenants create': ['name', 'no-provision', 'database-host', 'database-port'],
+  'tenants create': ['name', 'no-provision', 'database-server', 'database-host', 'database-port'],
   'tenants provision': [],
   'tenants list': [],
   'tenants show': [],
@@ -120,6 +120,8 @@ class UsageError extends Error {}
 
 // As tenantSchemaName() checks it, so a bad prefix is bad usage (exit 2), not a failure at start-up.
 const PREFIX = /^[a-z_][a-z0-9_]{0,20}$/;
+// As config's tenancy.isolation.database.servers names are checked.
+const SERVER_NAME = /^[A-Za-z0-9_.-]{1,63}$/;
 const HOST = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 
 // eslint-disable-next-line no-control-regex
@@ -280,7 +282,18 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         `Cannot use --database-host ${quoteInput(host)} because it is not a host name or IPv4 address.`,
       );
     }
+    const server = values['database-server'];
+    if (server !== undefined && !SERVER_NAME.test(server)) {
+      throw new UsageError(
+        `Cannot use --database-server ${quoteInput(server)} because it is not a server name. Use 1-63 of [A-Za-z0-9_.-], as in tenancy.isolation.database.servers.`,
+      );
+    }
     const port = values['database-port'];
+    if (server !== undefined && (host !== undefined || port !== undefined)) {
+      throw new UsageError(
+        'Cannot place a tenant with --database-server and --database-host/--database-port together because the server already gives host and port. Pass one of them.',
+      );
+    }
     if (
       port !== undefined &&
       (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535)
@@ -301,9 +314,20 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       env: io.env,
     });
     const isolation = config.tenancy.isolation;
-    if ((host !== undefined || port !== undefined) && isolation.mode !== 'database') {
+    const placed = server !== undefined || host !== undefined || port !== undefined;
+    if (placed && isolation.mode !== 'database') {
       throw new UsageError(
-        `Cannot place a tenant with --database-host or --database-port because the isolation mode is ${isolation.mode}. Use database mode (TENANCY_ISOLATION=database).`,
+        `Cannot place a tenant with --database-server, --database-host or --database-port because the isolation mode is ${isolation.mode}. Use database mode (TENANCY_ISOLATION=database).`,
+      );
+    }
+    const servers = isolation.database.servers ?? {};
+    if (server !== undefined && !Object.hasOwn(servers, server)) {
+      const known = Object.keys(servers);
+      throw new UsageError(
+        `Cannot place a tenant on server ${quoteInput(server)} because it is not configured. ` +
+          (known.length > 0
+            ? `Use one of ${known.map((k) => quoteInput(k)).join(', ')}, or add it to tenancy.isolation.database.servers.`
+            : 'Add it to tenancy.isolation.database.servers in the config file.'),
       );
     }
     const url = values['database-url'] ?? io.env.DATABASE_URL;
@@ -318,7 +342,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       );
     // Refuse TypeScript migrations nobody can load before anything is provisioned with them.
     if (migrationsDir) migrationFiles(path.resolve(migrationsDir));
-    const databasePrefix = prefixes['database-prefix'];
+    // The flag, then the CLI's own variable, then the config the app reads (file, TENANCY_DB_PREFIX).
+    const databasePrefix = prefixes['database-prefix'] ?? isolation.database.prefix;
     knex = knexFactory({
       client: 'pg',
       connection: url,
@@ -333,7 +358,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       store,
       mode: isolation.mode,
       schemaPrefix: values['schema-prefix'] ?? isolation.schemaPrefix,
-      ...(databasePrefix ? { databasePrefix } : {}),
+      databasePrefix,
       ...(isolation.database.servers ? { servers: isolation.database.servers } : {}),
       ...(isolation.database.passwordRefs ? { passwordRefs: isolation.database.passwordRefs } : {}),
       ...(migrationsDir ? { migrations: { directory: migrationsDir } } : {}),
@@ -375,11 +400,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
             await manager.create({
               id,
               ...(values.name ? { name: values.name } : {}),
-              ...(host !== undefined || port !== undefined
+              ...(placed
                 ? {
                     isolation: {
                       database: {
-                        database: tenantDatabaseName(id, databasePrefix ?? DEFAULT_DATABASE_PREFIX),
+                        database: tenantDatabaseName(id, databasePrefix),
+                        ...(server !== undefined ? { server } : {}),
                         ...(host !== undefined ? { host } : {}),
                         ...(port !== undefined ? { port: Number(port) } : {}),
                       },

@@ -1,3 +1,5 @@
+import { quoteValue } from '../message-text';
+
 /** The key families JWT algorithms belong to. One key serves one family only. */
 export type JwtKeyFamily = 'hmac' | 'rsa' | 'ec' | 'eddsa';
 
@@ -51,7 +53,7 @@ export function checkJwtAlgorithms(
     const family = typeof alg === 'string' ? FAMILIES[alg] : undefined;
     if (family === undefined) {
       fail(
-        `Cannot use algorithm ${JSON.stringify(alg)} in ${where} because it is not supported. Use one of ${Object.keys(FAMILIES).join(', ')}.`,
+        `Cannot use algorithm ${quoteValue(alg)} in ${where} because it is not supported. Use one of ${Object.keys(FAMILIES).join(', ')}.`,
       );
     }
     families.add(family);

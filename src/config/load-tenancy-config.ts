@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { TenancyConfigError } from '../errors';
 import { parseTenancyConfig } from './parse-tenancy-config';
 import type { TenancyConfig, TenancyConfigInput } from './tenancy-config';
+import { clause, messageWithCode, quoteInput } from '../message-text';
 
 /** The environment variables read by {@link tenancyConfigFromEnv}, and the setting each fills. */
 export const TENANCY_ENV_VARIABLES: Readonly<Record<string, string>> = Object.freeze({
@@ -33,6 +34,7 @@ export const TENANCY_ENV_VARIABLES: Readonly<Record<string, string>> = Object.fr
   TENANCY_DB_MAX_POOLS: 'isolation.database.maxPools',
   TENANCY_DB_CONNECTION_BUDGET: 'isolation.database.connectionBudget',
   TENANCY_DB_IDLE_TIMEOUT_MS: 'isolation.database.idleTimeoutMs',
+  TENANCY_DB_PREFIX: 'isolation.database.prefix',
   TENANCY_CACHE_TTL_MS: 'cache.ttlMs',
   TENANCY_CACHE_MAX_ENTRIES: 'cache.maxEntries',
   TENANCY_CACHE_NEGATIVE_TTL_MS: 'cache.negativeTtlMs',
@@ -103,7 +105,7 @@ function readConfigFile(file: string): unknown {
     text = readFileSync(file, 'utf8');
   } catch (cause) {
     throw new TenancyConfigError(
-      `Cannot read tenancy config file "${file}" because it cannot be opened. Check the path.`,
+      `Cannot read tenancy config file ${quoteInput(file)} because ${messageWithCode(cause)}. Check the path.`,
       { cause },
     );
   }
@@ -112,14 +114,14 @@ function readConfigFile(file: string): unknown {
     if (ext === '.json') return JSON.parse(text) as unknown;
     if (ext === '.yaml' || ext === '.yml') return parseYaml(text) as unknown;
   } catch (cause) {
-    const reason = cause instanceof Error ? cause.message.split('\n')[0] : 'it does not parse';
+    const reason = cause instanceof Error ? clause(cause.message.split('\n')[0] ?? '') : '';
     throw new TenancyConfigError(
-      `Cannot parse tenancy config file "${file}" because ${reason}. Fix the syntax.`,
+      `Cannot parse tenancy config file ${quoteInput(file)} because ${reason || 'it does not parse'}. Fix the syntax.`,
       { cause },
     );
   }
   throw new TenancyConfigError(
-    `Cannot read tenancy config file "${file}" because its extension is not .json, .yaml or .yml. Rename it.`,
+    `Cannot read tenancy config file ${quoteInput(file)} because its extension is not .json, .yaml or .yml. Rename it.`,
   );
 }
 
@@ -167,7 +169,7 @@ export function loadTenancyConfig(source: TenancyConfigSource = { env: true }): 
     const fromFile = readConfigFile(source.file);
     if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) {
       throw new TenancyConfigError(
-        `Cannot use tenancy config file "${source.file}" because it does not hold a map. Start it with tenancy:.`,
+        `Cannot use tenancy config file ${quoteInput(source.file)} because it does not hold a map. Start it with tenancy:.`,
       );
     }
     const f = fromFile as Mutable;

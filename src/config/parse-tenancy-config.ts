@@ -1,6 +1,8 @@
 import { isIP } from 'node:net';
 import { parseClaimPath } from '../context/claim-path';
 import { TenancyConfigError } from '../errors';
+import { DEFAULT_DATABASE_PREFIX } from '../isolation/database/tenant-database-name';
+import { DEFAULT_SCHEMA_PREFIX } from '../isolation/schema/tenant-schema-name';
 import { checkJwksAlgorithms, checkJwtAlgorithms, MIN_HMAC_SECRET_BYTES } from './jwt-algorithms';
 import {
   TENANT_STRATEGY_NAMES,
@@ -15,6 +17,7 @@ import {
   type TenancyResolutionConfig,
   type TenantStrategyName,
 } from './tenancy-config';
+import { quoteInput, quoteValue } from '../message-text';
 
 /** The pattern a configured `domain` must match: lower-case DNS labels. */
 export const DOMAIN_PATTERN =
@@ -35,6 +38,11 @@ function isObject(value: unknown): value is Obj {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+// A key as written in a file: plain keys read as a path, anything else is quoted.
+function settingName(where: string, key: string): string {
+  return /^[A-Za-z0-9_-]{1,64}$/.test(key) ? `${where}.${key}` : `${where}[${quoteInput(key)}]`;
+}
+
 function section(value: unknown, where: string, known: readonly string[]): Obj {
   if (value === undefined || value === null) return {};
   if (!isObject(value))
@@ -42,7 +50,7 @@ function section(value: unknown, where: string, known: readonly string[]): Obj {
   for (const key of Object.keys(value)) {
     if (!known.includes(key)) {
       fail(
-        `Cannot use ${where}.${key} because it is not a known setting (a typo?). Use one of: ${known.join(', ')}.`,
+        `Cannot use ${settingName(where, key)} because it is not a known setting (a typo?). Use one of: ${known.join(', ')}.`,
       );
     }
   }
@@ -63,7 +71,7 @@ function optBoolean(value: unknown, where: string, fallback: boolean): boolean {
   if (value === 'true') return true;
   if (value === 'false') return false;
   return fail(
-    `Cannot use ${where}=${JSON.stringify(value)} because it is not a boolean. Use true or false.`,
+    `Cannot use ${where}=${quoteValue(value)} because it is not a boolean. Use true or false.`,
   );
 }
 
@@ -72,7 +80,7 @@ function optInteger(value: unknown, where: string, fallback: number, min: number
   const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < min) {
     fail(
-      `Cannot use ${where}=${JSON.stringify(value)} because it is not an integer >= ${min}. Fix the number.`,
+      `Cannot use ${where}=${quoteValue(value)} because it is not an integer >= ${min}. Fix the number.`,
     );
   }
   return n;
@@ -104,7 +112,7 @@ function oneOf<T extends string>(
   if (value === undefined || value === null) return fallback;
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
     fail(
-      `Cannot use ${where}=${JSON.stringify(value)} because it is not one of: ${allowed.join(', ')}. Pick one.`,
+      `Cannot use ${where}=${quoteValue(value)} because it is not one of: ${allowed.join(', ')}. Pick one.`,
     );
   }
   return value as T;
@@ -133,13 +141,13 @@ function jwtKeys(
       url = new URL(jwksUri);
     } catch {
       return fail(
-        `Cannot use ${where}.jwksUri="${jwksUri}" because it is not a URL. Use the issuer's https:// JWKS URL.`,
+        `Cannot use ${where}.jwksUri=${quoteInput(jwksUri, 200)} because it is not a URL. Use the issuer's https:// JWKS URL.`,
       );
     }
     const loopback = ['127.0.0.1', '[::1]', 'localhost'].includes(url.hostname);
     if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
       fail(
-        `Cannot use ${where}.jwksUri="${jwksUri}" because keys fetched over ${url.protocol} can be swapped in transit. Use https: (http: only on a loopback host).`,
+        `Cannot use ${where}.jwksUri=${quoteInput(jwksUri, 200)} because keys fetched over ${url.protocol} can be swapped in transit. Use https: (http: only on a loopback host).`,
       );
     }
     return { jwksUri };
@@ -176,7 +184,7 @@ function claimPathSetting(
     return Object.freeze([...(value as string[])]);
   }
   return fail(
-    `Cannot use ${where}=${JSON.stringify(value)} because it is not a claim path. Use e.g. "tid", "org.id" or "https://example.com/claims.tenant".`,
+    `Cannot use ${where}=${quoteValue(value)} because it is not a claim path. Use e.g. "tid", "org.id" or "https://example.com/claims.tenant".`,
   );
 }
 
@@ -204,7 +212,7 @@ function parseIssuers(
         );
       if (seen.has(issuer))
         fail(
-          `Cannot list issuer "${issuer}" twice in tenancy.resolution.jwt.issuer. Remove the duplicate.`,
+          `Cannot list issuer ${quoteInput(issuer, 200)} twice in tenancy.resolution.jwt.issuer. Remove the duplicate.`,
         );
       seen.add(issuer);
       const own = list(entry.algorithms, `${where}.algorithms`) ?? [...algorithms];
@@ -314,7 +322,7 @@ export function normalizePathPrefix(
   for (const s of segments) {
     if (!PATH_SEGMENT_PATTERN.test(s) || s.startsWith(':')) {
       fail(
-        `Cannot use ${where}="${value}" because segment "${s}" is not a literal path segment. Use plain segments like /api/v1.`,
+        `Cannot use ${where}=${quoteInput(value)} because segment ${quoteInput(s)} is not a literal path segment. Use plain segments like /api/v1.`,
       );
     }
   }
@@ -346,7 +354,7 @@ export function normalizeDomain(value: string, where = 'tenancy.resolution.domai
   const domain = value.trim().toLowerCase();
   if (!DOMAIN_PATTERN.test(domain) || isIP(domain) !== 0) {
     fail(
-      `Cannot use ${where}="${value}" because it is not a DNS name. Use the bare domain tenants live under, e.g. lexigram.dev (no scheme, port or leading dot).`,
+      `Cannot use ${where}=${quoteInput(value)} because it is not a DNS name. Use the bare domain tenants live under, e.g. lexigram.dev (no scheme, port or leading dot).`,
     );
   }
   return domain;
@@ -373,12 +381,12 @@ function parseResolution(raw: unknown): TenancyResolutionConfig {
   for (const name of names) {
     if (!(TENANT_STRATEGY_NAMES as readonly string[]).includes(name)) {
       fail(
-        `Cannot use strategy "${name}" in tenancy.resolution.strategy because it is unknown. Use ${TENANT_STRATEGY_NAMES.join(', ')}.`,
+        `Cannot use strategy ${quoteInput(name)} in tenancy.resolution.strategy because it is unknown. Use ${TENANT_STRATEGY_NAMES.join(', ')}.`,
       );
     }
     if (seen.has(name))
       fail(
-        `Cannot list strategy "${name}" twice in tenancy.resolution.strategy. Remove the duplicate.`,
+        `Cannot list strategy ${quoteInput(name)} twice in tenancy.resolution.strategy. Remove the duplicate.`,
       );
     seen.add(name);
   }
@@ -410,12 +418,12 @@ function parseResolution(raw: unknown): TenancyResolutionConfig {
   const header = optString(r.header, 'tenancy.resolution.header') ?? 'X-Tenant-ID';
   if (!HEADER_NAME_PATTERN.test(header)) {
     fail(
-      `Cannot use tenancy.resolution.header="${header}" because it is not an HTTP header name. Use e.g. X-Tenant-ID.`,
+      `Cannot use tenancy.resolution.header=${quoteInput(header)} because it is not an HTTP header name. Use e.g. X-Tenant-ID.`,
     );
   }
   if (['authorization', 'host', 'cookie'].includes(header.toLowerCase())) {
     fail(
-      `Cannot read the tenant from the "${header}" header because it carries other data. Use a dedicated header such as X-Tenant-ID.`,
+      `Cannot read the tenant from the ${quoteInput(header)} header because it carries other data. Use a dedicated header such as X-Tenant-ID.`,
     );
   }
   const jwt = parseJwt(r.jwt);
@@ -456,7 +464,7 @@ function tables(value: unknown, where: string): readonly string[] {
   for (const t of items) {
     if (!TABLE_PATTERN.test(t)) {
       fail(
-        `Cannot use table "${t}" in ${where} because it is not a plain lower-case table name. Use [a-z0-9_], optionally schema.table.`,
+        `Cannot use table ${quoteInput(t)} in ${where} because it is not a plain lower-case table name. Use [a-z0-9_], optionally schema.table.`,
       );
     }
   }
@@ -481,13 +489,15 @@ function parsePlacementPolicy(
     for (const [name, value] of Object.entries(raw)) {
       if (!SERVER_NAME.test(name)) {
         fail(
-          `Cannot use server name "${name}" in ${where}.servers because it is not 1-63 of [A-Za-z0-9_.-].`,
+          `Cannot use server name ${quoteInput(name)} in ${where}.servers because it is not 1-63 of [A-Za-z0-9_.-].`,
         );
       }
       const server = section(value, `${where}.servers.${name}`, ['host', 'port']);
       const host = optString(server.host, `${where}.servers.${name}.host`);
       if (host === undefined)
-        fail(`Cannot use server "${name}" in ${where}.servers because it has no host. Set host.`);
+        fail(
+          `Cannot use server ${quoteInput(name)} in ${where}.servers because it has no host. Set host.`,
+        );
       const port = optInteger(server.port, `${where}.servers.${name}.port`, 5432, 1);
       if (port > 65535)
         fail(`Cannot use ${where}.servers.${name}.port=${port} because it is above 65535.`);
@@ -502,6 +512,20 @@ function parsePlacementPolicy(
     out.passwordRefs = Object.freeze({ ...(prefix !== undefined ? { prefix } : {}), allow });
   }
   return out;
+}
+
+// What tenantSchemaName()/tenantDatabaseName() accept, so a bad prefix fails at load time.
+const NAME_PREFIX_PATTERN = /^[a-z_][a-z0-9_]{0,20}$/;
+
+/** A schema or database name prefix. */
+function namePrefix(value: unknown, where: string, fallback: string): string {
+  const prefix = optString(value, where) ?? fallback;
+  if (!NAME_PREFIX_PATTERN.test(prefix)) {
+    fail(
+      `Cannot use ${where}=${quoteInput(prefix)} because it is not 1-21 of [a-z0-9_] starting with a letter or _.`,
+    );
+  }
+  return prefix;
 }
 
 function parseIsolation(raw: unknown): TenancyIsolationConfig {
@@ -523,7 +547,7 @@ function parseIsolation(raw: unknown): TenancyIsolationConfig {
   const tenantColumn = optString(i.tenantColumn, 'tenancy.isolation.tenantColumn') ?? 'tenant_id';
   if (!IDENTIFIER_PATTERN.test(tenantColumn)) {
     fail(
-      `Cannot use tenancy.isolation.tenantColumn="${tenantColumn}" because it is not a plain lower-case column name.`,
+      `Cannot use tenancy.isolation.tenantColumn=${quoteInput(tenantColumn)} because it is not a plain lower-case column name.`,
     );
   }
   const tenantTables = tables(i.tenantTables, 'tenancy.isolation.tenantTables');
@@ -534,19 +558,24 @@ function parseIsolation(raw: unknown): TenancyIsolationConfig {
       `Cannot list ${both.join(', ')} as both tenant and shared tables. Keep each table in one list.`,
     );
   }
-  const schemaPrefix = optString(i.schemaPrefix, 'tenancy.isolation.schemaPrefix') ?? 'tenant_';
-  if (!/^[a-z_][a-z0-9_]{0,20}$/.test(schemaPrefix)) {
-    fail(
-      `Cannot use tenancy.isolation.schemaPrefix="${schemaPrefix}" because it is not 1-21 of [a-z0-9_] starting with a letter or _.`,
-    );
-  }
+  const schemaPrefix = namePrefix(
+    i.schemaPrefix,
+    'tenancy.isolation.schemaPrefix',
+    DEFAULT_SCHEMA_PREFIX,
+  );
   const db = section(i.database, 'tenancy.isolation.database', [
     'maxPools',
     'connectionBudget',
     'idleTimeoutMs',
+    'prefix',
     'servers',
     'passwordRefs',
   ]);
+  const databasePrefix = namePrefix(
+    db.prefix,
+    'tenancy.isolation.database.prefix',
+    DEFAULT_DATABASE_PREFIX,
+  );
   const maxPools = optInteger(db.maxPools, 'tenancy.isolation.database.maxPools', 20, 1);
   const connectionBudget = optInteger(
     db.connectionBudget,
@@ -575,6 +604,7 @@ function parseIsolation(raw: unknown): TenancyIsolationConfig {
         60_000,
         0,
       ),
+      prefix: databasePrefix,
       ...parsePlacementPolicy(db),
     }),
   });
@@ -614,7 +644,7 @@ export function parseTenancyConfig(input: unknown): TenancyConfig {
   if (isObject(input) && 'tenancy' in input && Object.keys(input).length > 1) {
     const others = Object.keys(input).filter((k) => k !== 'tenancy');
     fail(
-      `Cannot use top-level key(s) ${others.join(', ')} next to "tenancy". Move them inside tenancy: or remove them.`,
+      `Cannot use top-level key(s) ${others.map((k) => quoteInput(k)).join(', ')} next to "tenancy". Move them inside tenancy: or remove them.`,
     );
   }
   const t = section(inner, 'tenancy', ['resolution', 'isolation', 'cache']);

@@ -238,6 +238,21 @@ export interface TenancyDatabasePoolConfigInput {
   /** Milliseconds before an unused tenant pool is closed. Default: `60000`. */
   readonly idleTimeoutMs?: number | undefined;
   /**
+   * Prefix of tenant database names in database mode (`acme` → `tenant_acme`),
+   * for records that name no database: 1-21 of `[a-z0-9_]`, starting with a
+   * letter or `_`. Read by the app's wiring and the `tenantry` CLI alike.
+   * Default: `tenant_`.
+   *
+   * @example
+   * ```yaml
+   * isolation:
+   *   mode: database
+   *   database:
+   *     prefix: app_tenant_
+   * ```
+   */
+  readonly prefix?: string | undefined;
+  /**
    * Servers tenant records may name (`isolation.database.server`), as
    * `{ name: { host, port } }`. Default: none (only the base connection's server).
    */
@@ -263,6 +278,8 @@ export interface TenancyDatabasePoolConfig {
   readonly maxPools: number;
   readonly connectionBudget: number;
   readonly idleTimeoutMs: number;
+  /** Prefix of tenant database names (see {@link TenancyDatabasePoolConfigInput.prefix}). */
+  readonly prefix: string;
   readonly servers?: Readonly<Record<string, { readonly host: string; readonly port: number }>>;
   readonly passwordRefs?: { readonly prefix?: string; readonly allow: readonly string[] };
 }

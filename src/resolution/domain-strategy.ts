@@ -5,6 +5,7 @@ import { HostInvalidError, TenancyConfigError, TenantUnavailableError } from '..
 import type { TenantStore } from '../store/tenant-store';
 import { requestTarget } from './request-target';
 import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolution-strategy';
+import { quoteInput } from '../message-text';
 
 /** Options of {@link DomainStrategy}. */
 export interface DomainStrategyOptions {
@@ -75,7 +76,7 @@ export class DomainStrategy implements TenantResolutionStrategy {
       const normalized = normalizeHostname(d);
       if (normalized === undefined) {
         throw new TenancyConfigError(
-          `Cannot use platform domain "${d}" for the domain strategy because it is not a DNS name.`,
+          `Cannot use platform domain ${quoteInput(d)} for the domain strategy because it is not a DNS name.`,
         );
       }
       return normalized;
@@ -83,7 +84,7 @@ export class DomainStrategy implements TenantResolutionStrategy {
     const unknown = options.unknownHosts ?? 'refuse';
     if (unknown !== 'refuse' && unknown !== 'skip') {
       throw new TenancyConfigError(
-        `Cannot use unknownHosts="${String(unknown)}". Use "refuse" or "skip".`,
+        `Cannot use unknownHosts=${quoteInput(String(unknown))}. Use "refuse" or "skip".`,
       );
     }
     this.#unknown = unknown;
@@ -128,7 +129,7 @@ export class DomainStrategy implements TenantResolutionStrategy {
     }
     if (this.#unknown === 'skip') return undefined;
     throw new HostInvalidError(
-      `Cannot resolve a tenant from host "${host}" because it is no verified custom domain. Use a tenant's verified domain.`,
+      `Cannot resolve a tenant from host ${quoteInput(host)} because it is no verified custom domain. Use a tenant's verified domain.`,
     );
   }
 }

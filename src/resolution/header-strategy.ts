@@ -1,6 +1,7 @@
 import type { Request } from 'express';
 import { TenancyConfigError } from '../errors';
 import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolution-strategy';
+import { quoteInput } from '../message-text';
 
 /** Options of {@link HeaderStrategy}. */
 export interface HeaderStrategyOptions {
@@ -29,12 +30,12 @@ export class HeaderStrategy implements TenantResolutionStrategy {
     const header = options.header ?? 'X-Tenant-ID';
     if (!HEADER_NAME.test(header)) {
       throw new TenancyConfigError(
-        `Cannot read the tenant from header "${header}" because it is not an HTTP header name. Use e.g. X-Tenant-ID.`,
+        `Cannot read the tenant from header ${quoteInput(header)} because it is not an HTTP header name. Use e.g. X-Tenant-ID.`,
       );
     }
     if (['authorization', 'host', 'cookie'].includes(header.toLowerCase())) {
       throw new TenancyConfigError(
-        `Cannot read the tenant from the "${header}" header because it carries other data. Use a dedicated header such as X-Tenant-ID.`,
+        `Cannot read the tenant from the ${quoteInput(header)} header because it carries other data. Use a dedicated header such as X-Tenant-ID.`,
       );
     }
     this.#header = header.toLowerCase();

@@ -31,6 +31,7 @@ import {
   TokenKeysUnavailableError,
 } from '../errors';
 import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolution-strategy';
+import { quoteInput, quoteValue } from '../message-text';
 
 /**
  * Maps the value of the tenant claim (an IdP organisation id such as
@@ -209,7 +210,7 @@ function jwksUrl(value: string | URL, where: string): URL {
     url = new URL(value);
   } catch (cause) {
     throw new TenancyConfigError(
-      `Cannot use the ${where} jwksUri "${String(value)}" because it is not a URL. Use the issuer's https:// JWKS URL.`,
+      `Cannot use the ${where} jwksUri ${quoteInput(String(value), 200)} because it is not a URL. Use the issuer's https:// JWKS URL.`,
       { cause },
     );
   }
@@ -238,7 +239,9 @@ function list(value: string | readonly string[] | undefined, what: string): stri
 function ms(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    fail(`Cannot use jwt_claim ${name}=${String(value)} because it is not an integer >= 0 (ms).`);
+    fail(
+      `Cannot use jwt_claim ${name}=${quoteValue(value)} because it is not an integer >= 0 (ms).`,
+    );
   }
   return value;
 }
@@ -247,7 +250,7 @@ function claimPath(value: ClaimPath | undefined, fallback: string, name: string)
   const parsed = parseClaimPath(value ?? fallback);
   if (parsed === undefined) {
     fail(
-      `Cannot use jwt_claim ${name}=${JSON.stringify(value)} because it is not a claim path. Use e.g. "tid", "org.id" or "https://example.com/claims.tenant".`,
+      `Cannot use jwt_claim ${name}=${quoteValue(value)} because it is not a claim path. Use e.g. "tid", "org.id" or "https://example.com/claims.tenant".`,
     );
   }
   return parsed;
@@ -339,7 +342,7 @@ export class JwtClaimStrategy implements TenantResolutionStrategy {
     const clockTolerance = options.clockTolerance ?? 0;
     if (!Number.isFinite(clockTolerance) || clockTolerance < 0) {
       fail(
-        `Cannot use clockTolerance=${String(clockTolerance)} because it is not a number of seconds >= 0.`,
+        `Cannot use clockTolerance=${quoteValue(clockTolerance)} because it is not a number of seconds >= 0.`,
       );
     }
     const remote = {
@@ -424,16 +427,16 @@ export class JwtClaimStrategy implements TenantResolutionStrategy {
           );
         }
         if (byIssuer.has(entry.issuer))
-          fail(`Cannot list issuer "${entry.issuer}" twice. Remove the duplicate.`);
+          fail(`Cannot list issuer ${quoteInput(entry.issuer, 200)} twice. Remove the duplicate.`);
         const algorithms = entry.algorithms ?? options.algorithms;
         if (!Array.isArray(algorithms))
           fail(
-            `Cannot use the algorithms of issuer "${entry.issuer}" because they are not a list.`,
+            `Cannot use the algorithms of issuer ${quoteInput(entry.issuer, 200)} because they are not a list.`,
           );
         byIssuer.set(
           entry.issuer,
           build(
-            `issuer "${entry.issuer}"`,
+            `issuer ${quoteInput(entry.issuer, 200)}`,
             entry,
             algorithms,
             entry.audience !== undefined ? list(entry.audience, 'audience') : audience,
@@ -508,7 +511,7 @@ export class JwtClaimStrategy implements TenantResolutionStrategy {
     if (tenantId === undefined) return { trusted: true, user };
     if (typeof tenantId !== 'string') {
       throw new TenantInvalidError(
-        `Cannot use the tenant claim "${this.#claim.text}" of the token because it is not a string${this.#mapTenantId !== undefined ? ' (as mapped by mapTenantId)' : ''}.`,
+        `Cannot use the tenant claim ${quoteInput(this.#claim.text)} of the token because it is not a string${this.#mapTenantId !== undefined ? ' (as mapped by mapTenantId)' : ''}.`,
       );
     }
     return { tenantId, trusted: true, user };

@@ -8,6 +8,7 @@ import type {
   TenancyResolutionConfigInput,
   TenantStrategyName,
 } from '../config/tenancy-config';
+import { assertServableTenant } from '../context/run-for-tenant';
 import { createRequestContainer, ensureTenancyRegistered } from '../context/tenant-container';
 import { TenantContext, type TenantUser } from '../context/tenant-context';
 import { assertValidTenantId } from '../context/tenant-id';
@@ -21,13 +22,12 @@ import {
   TenancyError,
   TenantConflictError,
   TenantForbiddenError,
-  TenantNotFoundError,
   TenantRequiredError,
   TenantResolutionError,
-  TenantSuspendedError,
   TenantUnavailableError,
 } from '../errors';
 import { toTenancyLogger, type TenancyLoggerInput } from '../logger';
+import { quoteInput, quoteValue } from '../message-text';
 import { CachedTenantStore } from '../store/cached-tenant-store';
 import type { TenantStore } from '../store/tenant-store';
 import { DomainStrategy } from './domain-strategy';
@@ -237,7 +237,7 @@ function buildStrategies(
           break;
         default:
           throw new TenancyConfigError(
-            `Cannot use strategy "${String(entry)}" because it is unknown. Use header, jwt_claim, subdomain, path, domain or a TenantResolutionStrategy object.`,
+            `Cannot use strategy ${quoteValue(entry)} because it is unknown. Use header, jwt_claim, subdomain, path, domain or a TenantResolutionStrategy object.`,
           );
       }
     } else if (
@@ -255,7 +255,7 @@ function buildStrategies(
     }
     if (names.has(strategy.name)) {
       throw new TenancyConfigError(
-        `Cannot run strategy "${strategy.name}" twice. Remove the duplicate.`,
+        `Cannot run strategy ${quoteInput(strategy.name)} twice. Remove the duplicate.`,
       );
     }
     names.add(strategy.name);
@@ -347,7 +347,9 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       throw asCoded(what, cause);
     };
   }
-  const strategyFailed = strategies.map((strategy) => coded(`strategy "${strategy.name}"`));
+  const strategyFailed = strategies.map((strategy) =>
+    coded(`strategy ${quoteInput(strategy.name)}`),
+  );
   const memberFailed = coded('the membership check (isMember)');
   const userFailed = coded('the user lookup (getUser)');
 
@@ -355,12 +357,12 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     if (found === undefined) return;
     if (typeof found !== 'object' || found === null) {
       throw new TenantResolutionError(
-        `Cannot resolve the tenant because strategy "${(strategies[index] as TenantResolutionStrategy).name}" returned ${found === null ? 'null' : typeof found}, not a TenantResolution or undefined. Fix the strategy.`,
+        `Cannot resolve the tenant because strategy ${quoteInput((strategies[index] as TenantResolutionStrategy).name)} returned ${found === null ? 'null' : typeof found}, not a TenantResolution or undefined. Fix the strategy.`,
       );
     }
     if (found.accept !== undefined && typeof found.accept !== 'function') {
       throw new TenantResolutionError(
-        `Cannot resolve the tenant because strategy "${(strategies[index] as TenantResolutionStrategy).name}" returned an accept that is not a function. Fix the strategy.`,
+        `Cannot resolve the tenant because strategy ${quoteInput((strategies[index] as TenantResolutionStrategy).name)} returned an accept that is not a function. Fix the strategy.`,
       );
     }
     if (found.user !== undefined) acc.user ??= found.user;
@@ -411,17 +413,8 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     return step(req, { named: [], user: undefined }, 0);
   }
 
-  function checkRecord(id: string, record: TenantRecord | undefined): TenantRecord {
-    if (record === undefined || record.status === 'deleted') {
-      throw new TenantNotFoundError(`Cannot find tenant "${id}". Check the tenant id.`);
-    }
-    if (record.status !== 'active') {
-      throw new TenantSuspendedError(
-        `Cannot serve tenant "${id}" because it is ${record.status.replace('_', ' ')}. Contact its administrator.`,
-      );
-    }
-    return record;
-  }
+  // The one status check jobs and scripts use too (runForTenant), so both refuse alike.
+  const checkRecord = assertServableTenant;
 
   function storeFailed(cause: unknown): never {
     if (cause instanceof TenancyError) throw cause;
@@ -455,7 +448,7 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       found.user.id !== req.tenantUser.id
     ) {
       throw new TenantConflictError(
-        `Cannot accept user "${found.user.id}" because an earlier resolveTenant() verified user "${req.tenantUser.id}" on this request. Send one identity.`,
+        `Cannot accept user ${quoteInput(found.user.id)} because an earlier resolveTenant() verified user ${quoteInput(req.tenantUser.id)} on this request. Send one identity.`,
       );
     }
     const user = req.tenantUser ?? found.user;

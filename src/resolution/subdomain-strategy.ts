@@ -6,6 +6,7 @@ import type { BareDomainPolicy } from '../config/tenancy-config';
 import { HostInvalidError, TenancyConfigError } from '../errors';
 import { requestTarget } from './request-target';
 import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolution-strategy';
+import { quoteInput } from '../message-text';
 
 /** Options of {@link SubdomainStrategy}. */
 export interface SubdomainStrategyOptions {
@@ -74,14 +75,14 @@ export class SubdomainStrategy implements TenantResolutionStrategy {
     const foreign = options.foreignHosts ?? 'refuse';
     if (foreign !== 'refuse' && foreign !== 'skip') {
       throw new TenancyConfigError(
-        `Cannot use foreignHosts="${String(foreign)}". Use "refuse" or "skip".`,
+        `Cannot use foreignHosts=${quoteInput(String(foreign))}. Use "refuse" or "skip".`,
       );
     }
     this.#foreign = foreign;
     const bare = options.bareDomain ?? 'refuse';
     if (bare !== 'refuse' && bare !== 'skip') {
       throw new TenancyConfigError(
-        `Cannot use bareDomain="${String(bare)}". Use "refuse" or "skip".`,
+        `Cannot use bareDomain=${quoteInput(String(bare))}. Use "refuse" or "skip".`,
       );
     }
     this.#bareDomain = bare;

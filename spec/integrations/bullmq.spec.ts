@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Knex } from 'knex';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import {
   KnexTenantStore,
   TenantManager,
@@ -18,8 +19,14 @@ import {
 import { addTenantJob, tenantJobProcessor, type TenantJob } from '../../src/integrations/bullmq';
 import { createTestKnex } from '../support/test-database';
 
-// The machine's Redis (.ci/run starts it when it is down).
-const connection = { host: '127.0.0.1', port: 6379, maxRetriesPerRequest: null };
+// The machine's Redis (.ci/run starts it when it is down), or TENANTRY_TEST_REDIS_URL.
+const redisUrl = new URL(process.env.TENANTRY_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+const connection = {
+  host: redisUrl.hostname,
+  port: Number(redisUrl.port || 6379),
+  ...(redisUrl.password ? { password: decodeURIComponent(redisUrl.password) } : {}),
+  maxRetriesPerRequest: null,
+};
 const run = randomBytes(3).toString('hex');
 const id = (name: string) => `${name}-${run}`;
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -66,6 +73,24 @@ describe('tenantry/bullmq: tenant jobs on a real BullMQ queue', function () {
   };
 
   before(async () => {
+    // Fail fast and say why: BullMQ would otherwise retry an absent Redis forever.
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(connection.port, connection.host);
+      const refuse = (why: string) => {
+        socket.destroy();
+        reject(
+          new Error(
+            `Redis is not reachable at ${connection.host}:${connection.port} (${why}). Start redis-server or set TENANTRY_TEST_REDIS_URL.`,
+          ),
+        );
+      };
+      socket.setTimeout(2000, () => refuse('timeout'));
+      socket.once('error', (e) => refuse(e.message));
+      socket.once('connect', () => {
+        socket.end();
+        resolve();
+      });
+    });
     const schema = `bullmq_${run}`;
     const plain = createTestKnex({ pool: { min: 0, max: 1 } });
     await plain.raw('create schema ??', [schema]);

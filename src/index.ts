@@ -186,6 +186,8 @@ export type {
   TenancyDatabasePoolConfigInput,
   TenancyCacheConfig,
   TenancyCacheConfigInput,
+  TenancyDatabaseConfig,
+  TenancyDatabaseConfigInput,
   TenantStrategyName,
   BareDomainPolicy,
 } from './config/tenancy-config';

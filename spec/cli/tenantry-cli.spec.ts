@@ -110,7 +110,11 @@ describe('tenantry CLI', function () {
       [['tenants', 'show', "x';drop"], { DATABASE_URL: url }, /not a valid id/],
       [['frobnicate'], { DATABASE_URL: url }, /not a command/],
       [['tenants', 'show'], { DATABASE_URL: url }, /without a tenant id/],
-      [['tenants', 'list'], {}, /--database-url or set DATABASE_URL/],
+      [
+        ['tenants', 'list'],
+        {},
+        /Pass --database-url or --knexfile, set DATABASE_URL, or set tenancy.database.url/,
+      ],
       [['migrate', '--concurrency', 'lots'], { DATABASE_URL: url }, /--concurrency/],
       [['tenants', 'activate', 'acme'], { DATABASE_URL: url }, /TENANT_STATE_INVALID/],
       [['tenants', 'show', 'ghost'], { DATABASE_URL: url }, /TENANT_NOT_FOUND/],

@@ -2,10 +2,12 @@
  * Under `exactOptionalPropertyTypes` (set by `tsc --init`) an optional field
  * refuses an explicit `undefined` unless its type says `| undefined`, so
  * `resolveTenant({ header: process.env.TENANT_HEADER })` would not compile.
- * This spec reads the public surface (src/index.ts) with the compiler and
+ * This spec reads the public surface (src/index.ts and the subpath entries
+ * tenantry/bullmq and tenantry/testing) with the compiler and
  * requires `| undefined` on every optional field of every exported type
  * users write: options, inputs, patches, strategy results.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import ts from 'typescript';
@@ -23,9 +25,13 @@ const INPUT_TYPES = new Set([
   'TenantCacheInvalidator',
 ]);
 
+/** Every entry point of package.json's `exports`, as source. */
+const ENTRIES = ['index.ts', 'integrations/bullmq.ts', 'testing/index.ts'].map((f) =>
+  path.join(ROOT, 'src', f),
+);
+
 function optionalFieldsRefusingUndefined(): string[] {
-  const index = path.join(ROOT, 'src', 'index.ts');
-  const program = ts.createProgram([index], {
+  const program = ts.createProgram(ENTRIES, {
     strict: true,
     exactOptionalPropertyTypes: true,
     experimentalDecorators: true,
@@ -37,11 +43,14 @@ function optionalFieldsRefusingUndefined(): string[] {
     noEmit: true,
   });
   const checker = program.getTypeChecker();
-  const source = program.getSourceFile(index);
-  const moduleSymbol = source && checker.getSymbolAtLocation(source);
-  if (!moduleSymbol) throw new Error('cannot read src/index.ts');
   const refusing: string[] = [];
-  for (const exported of checker.getExportsOfModule(moduleSymbol)) {
+  const exports = ENTRIES.flatMap((entry) => {
+    const source = program.getSourceFile(entry);
+    const moduleSymbol = source && checker.getSymbolAtLocation(source);
+    if (!moduleSymbol) throw new Error(`cannot read ${entry}`);
+    return checker.getExportsOfModule(moduleSymbol);
+  });
+  for (const exported of exports) {
     if (!INPUT_NAME.test(exported.name) && !INPUT_TYPES.has(exported.name)) continue;
     const symbol =
       exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
@@ -70,6 +79,18 @@ function optionalFieldsRefusingUndefined(): string[] {
 
 describe('public option types under exactOptionalPropertyTypes', function () {
   this.timeout(60_000);
+
+  it('reads every entry point of package.json exports', () => {
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      exports: Record<string, string | { types: string }>;
+    };
+    const fromExports = Object.values(pkg.exports)
+      .filter((e): e is { types: string } => typeof e === 'object')
+      .map((e) =>
+        path.join(ROOT, e.types.replace(/^\.\/dist\//, 'src/').replace(/\.d\.ts$/, '.ts')),
+      );
+    expect(fromExports).to.deep.equal(ENTRIES);
+  });
 
   it('accept an explicit undefined for every optional field users write', () => {
     const refusing = optionalFieldsRefusingUndefined();

@@ -236,6 +236,51 @@ async function runFragments(dir: string): Promise<void> {
   }
 }
 
+/**
+ * Loads every subpath export of the installed tarball at run time (require() in
+ * the CommonJS project, import in the ES-module one): each exposes its
+ * functions, they share one tenant scope with `tenantry` (a job built through
+ * `tenantry/bullmq` inside `runWithTenant()` of `tenantry` carries that
+ * tenant), and a path not exported is refused.
+ */
+const SUBPATH_CHECK = `const tenantry = await import('tenantry');
+const bullmq = await import('tenantry/bullmq');
+const testing = await import('tenantry/testing');
+const queue = { add: async (name, data) => ({ name, data }) };
+const job = await tenantry.runWithTenant('acme', () => bullmq.addTenantJob(queue, 'x', { n: 1 }));
+let internal = 'loaded';
+try {
+  await import('tenantry/dist/index.js');
+} catch (error) {
+  internal = error.code;
+}
+console.log(JSON.stringify({
+  tenantry: typeof tenantry.withTenancy,
+  bullmq: [typeof bullmq.addTenantJob, typeof bullmq.tenantJobProcessor],
+  testing: typeof testing.findCrossTenantRows,
+  job,
+  internal,
+}));
+`;
+
+async function checkSubpaths(dir: string, type: 'commonjs' | 'module'): Promise<void> {
+  const file = type === 'module' ? 'check-subpaths.mjs' : 'check-subpaths.cjs';
+  // CommonJS: the same checks through require(), wrapped for the awaits.
+  const body =
+    type === 'module'
+      ? SUBPATH_CHECK
+      : `(async () => {\n${SUBPATH_CHECK.replace(/await import\(/g, 'require(')}})();\n`;
+  writeFileSync(path.join(dir, file), body);
+  const { stdout } = await run(process.execPath, [file], { cwd: dir });
+  expect(JSON.parse(stdout)).to.deep.equal({
+    tenantry: 'function',
+    bullmq: ['function', 'function'],
+    testing: 'function',
+    job: { name: 'x', data: { tenantId: 'acme', data: { n: 1 } } },
+    internal: 'ERR_PACKAGE_PATH_NOT_EXPORTED',
+  });
+}
+
 async function driveQuickStart(dir: string): Promise<void> {
   const database = await createScratchDatabase('readme');
   const databaseUrl = testServer().urlFor(database);
@@ -331,24 +376,41 @@ describe('README (as a package user meets it)', function () {
     expect(meta.homepage).to.be.a('string');
     expect(meta.keywords).to.include('multi-tenancy');
     expect(meta.peerDependencies).to.have.property('@types/express');
-    expect(meta.peerDependenciesMeta).to.deep.equal({ '@types/express': { optional: true } });
+    expect(meta.peerDependenciesMeta).to.deep.equal({
+      '@types/express': { optional: true },
+      bullmq: { optional: true },
+    });
+    expect(Object.keys(meta.exports as object)).to.deep.equal([
+      '.',
+      './bullmq',
+      './testing',
+      './package.json',
+    ]);
+    expect(pack.files).to.include.members([
+      'dist/integrations/bullmq.d.ts',
+      'dist/integrations/bullmq.js',
+      'dist/testing/index.d.ts',
+      'dist/testing/index.js',
+    ]);
     expect(readFileSync(path.join(ROOT, 'LICENSE'), 'utf8')).to.match(/^MIT License/);
   });
 
-  it('compiles every TypeScript block in a CommonJS project, loads each one, and the Quick start runs and answers over HTTP', async () => {
+  it('compiles every TypeScript block in a CommonJS project, loads each one, require()s each subpath export, and the Quick start runs and answers over HTTP', async () => {
     const dir = path.join(work, 'cjs');
     await createProject(dir, 'commonjs', pack);
     const js = readFileSync(path.join(dir, 'node_modules', 'tenantry', 'dist', 'index.js'), 'utf8');
     expect(js).not.to.contain('sourceMappingURL');
     await compile(dir);
     await runFragments(dir);
+    await checkSubpaths(dir, 'commonjs');
     await driveQuickStart(dir);
   });
 
-  it('compiles every TypeScript block in an ES-module project, and the Quick start runs there too', async () => {
+  it('compiles every TypeScript block in an ES-module project, imports each subpath export, and the Quick start runs there too', async () => {
     const dir = path.join(work, 'esm');
     await createProject(dir, 'module', pack);
     await compile(dir);
+    await checkSubpaths(dir, 'module');
     await driveQuickStart(dir);
   });
 });

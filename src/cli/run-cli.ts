@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { loadTenancyConfig } from '../config/load-tenancy-config';
+import { cliDatabase } from './cli-database';
 import type { TenancyConfig } from '../config/tenancy-config';
 import { isValidTenantId } from '../context/tenant-id';
 import type { TenantRecord } from '../context/tenant-record';
@@ -39,7 +40,7 @@ export interface CliIo {
 /** Exit codes: 0 ok, 1 runtime failure, 2 bad usage/input, 3 some tenants failed. */
 export const CLI_EXIT = Object.freeze({ ok: 0, failure: 1, usage: 2, partial: 3 });
 
-const USAGE = `Usage: tenantry [--config file] [--database-url url] [--migrations dir] [--json] <command>
+const USAGE = `Usage: tenantry [--config file] [--database-url url | --knexfile file [--env name]] [--migrations dir] [--json] <command>
 
 Commands:
   tenants create <id> [--name name] [--no-provision]
@@ -57,7 +58,10 @@ Commands:
 
 Options:
   --config file             tenancy config (JSON or YAML), as the app reads it; TENANCY_* variables win
-  --database-url url        the central database (default: DATABASE_URL)
+  --database-url url        the central database (default: --knexfile, else DATABASE_URL, else the
+                            config file's tenancy.database.url)
+  --knexfile file           take the central database from a knexfile (client pg): its connection, searchPath
+  --env name                the knexfile's environment (default: NODE_ENV, else development)
   --migrations dir          tenant migrations (default: TENANTRY_MIGRATIONS_DIR); .js, or .ts with a loader
   --schema-prefix p         schema mode prefix (default: config isolation.schemaPrefix)
   --database-prefix p       database mode prefix (default: TENANTRY_DATABASE_PREFIX, else config
@@ -71,6 +75,8 @@ Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input, 3 some tenants failed
 const OPTIONS = {
   config: { type: 'string' },
   'database-url': { type: 'string' },
+  knexfile: { type: 'string' },
+  env: { type: 'string' },
   migrations: { type: 'string' },
   'schema-prefix': { type: 'string' },
   'database-prefix': { type: 'string' },
@@ -95,6 +101,8 @@ type OptionName = keyof typeof OPTIONS;
 const GLOBAL: readonly OptionName[] = [
   'config',
   'database-url',
+  'knexfile',
+  'env',
   'migrations',
   'schema-prefix',
   'database-prefix',
@@ -330,10 +338,24 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
             : 'Add it to tenancy.isolation.database.servers in the config file.'),
       );
     }
-    const url = values['database-url'] ?? io.env.DATABASE_URL;
-    if (!url)
+    if (values['database-url'] !== undefined && values.knexfile !== undefined) {
       throw new UsageError(
-        'Cannot reach the database because no URL was given. Pass --database-url or set DATABASE_URL.',
+        'Cannot choose the database because both --database-url and --knexfile name one. Pass only one.',
+      );
+    }
+    if (values.env !== undefined && values.knexfile === undefined) {
+      throw new UsageError('Cannot use --env without --knexfile. Pass --knexfile file --env name.');
+    }
+    const database = cliDatabase({
+      databaseUrl: values['database-url'],
+      knexfile: values.knexfile,
+      knexEnv: values.env,
+      env: io.env,
+      config,
+    });
+    if (!database)
+      throw new UsageError(
+        'Cannot reach the database because none was given. Pass --database-url or --knexfile, set DATABASE_URL, or set tenancy.database.url in the --config file.',
       );
     const migrationsDir = values.migrations ?? io.env.TENANTRY_MIGRATIONS_DIR;
     if (command.startsWith('migrate') && !migrationsDir)
@@ -346,7 +368,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const databasePrefix = prefixes['database-prefix'] ?? isolation.database.prefix;
     knex = knexFactory({
       client: 'pg',
-      connection: url,
+      connection: database.connection,
+      ...(database.searchPath !== undefined ? { searchPath: [database.searchPath].flat() } : {}),
       pool: { min: 0, max: concurrency + 2 },
       log: knexLogTo(stderrLogger),
     });

@@ -9,6 +9,7 @@ import {
   type IsolationMode,
   type TenancyCacheConfig,
   type TenancyConfig,
+  type TenancyDatabaseConfig,
   type TenancyDatabasePoolConfig,
   type TenancyIsolationConfig,
   type TenancyJwtConfig,
@@ -647,14 +648,34 @@ export function parseTenancyConfig(input: unknown): TenancyConfig {
       `Cannot use top-level key(s) ${others.map((k) => quoteInput(k)).join(', ')} next to "tenancy". Move them inside tenancy: or remove them.`,
     );
   }
-  const t = section(inner, 'tenancy', ['resolution', 'isolation', 'cache']);
+  const t = section(inner, 'tenancy', ['resolution', 'isolation', 'cache', 'database']);
   return Object.freeze({
     tenancy: Object.freeze({
       resolution: parseResolution(t.resolution),
       isolation: parseIsolation(t.isolation),
       cache: parseCache(t.cache),
+      database: parseDatabase(t.database),
     }),
   });
+}
+
+function parseDatabase(raw: unknown): TenancyDatabaseConfig {
+  const d = section(raw, 'tenancy.database', ['url']);
+  const url = optString(d.url, 'tenancy.database.url');
+  if (url === undefined) return Object.freeze({});
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol !== 'postgres:' && protocol !== 'postgresql:') {
+    // Never echo the value: it may hold a password.
+    fail(
+      'Cannot use tenancy.database.url because it is not a postgres:// URL. Write it as postgres://user@host:5432/database.',
+    );
+  }
+  return Object.freeze({ url });
 }
 
 /**

@@ -330,11 +330,37 @@ export interface TenancyCacheConfig {
   readonly negativeTtlMs: number;
 }
 
+/**
+ * `tenancy.database` as written: the central database, for the tenantry CLI
+ * (your app connects its own Knex).
+ *
+ * @example
+ * ```yaml
+ * tenancy:
+ *   database:
+ *     url: postgres://app@db.internal:5432/app
+ * ```
+ */
+export interface TenancyDatabaseConfigInput {
+  /**
+   * The central database's `postgres://` URL. The CLI uses it when neither
+   * `--database-url`, `--knexfile` nor `DATABASE_URL` names a database.
+   * Checked at load time. Default: none.
+   */
+  readonly url?: string | undefined;
+}
+
+/** Validated `tenancy.database` (`url` only when configured). */
+export interface TenancyDatabaseConfig {
+  readonly url?: string;
+}
+
 /** The inner `tenancy` object as written. */
 export interface TenancySettingsInput {
   readonly resolution?: TenancyResolutionConfigInput | undefined;
   readonly isolation?: TenancyIsolationConfigInput | undefined;
   readonly cache?: TenancyCacheConfigInput | undefined;
+  readonly database?: TenancyDatabaseConfigInput | undefined;
 }
 
 /** A config as written: with or without the outer `tenancy` key. */
@@ -345,6 +371,7 @@ export interface TenancySettings {
   readonly resolution: TenancyResolutionConfig;
   readonly isolation: TenancyIsolationConfig;
   readonly cache: TenancyCacheConfig;
+  readonly database: TenancyDatabaseConfig;
 }
 
 /**

@@ -293,3 +293,11 @@ export type {
   TenantIoSocket,
   TenantIoRefusal,
 } from './realtime/socket-io-tenancy';
+
+// Streams: callbacks and pipelines that keep their tenant
+export {
+  bindTenant,
+  keepTenant,
+  tenantPipeline,
+  keepTenantStreams,
+} from './streams/tenant-streams';

@@ -301,3 +301,13 @@ export {
   tenantPipeline,
   keepTenantStreams,
 } from './streams/tenant-streams';
+
+// Propagation: the tenant on outgoing calls, signed, and its verifying strategy
+export { propagateTenant, propagatingFetch } from './propagation/propagate-tenant';
+export type { PropagateTenantOptions } from './propagation/propagate-tenant';
+export { PropagatedStrategy } from './resolution/propagated-strategy';
+export type {
+  PropagatedStrategyOptions,
+  PropagationNonceStore,
+} from './resolution/propagated-strategy';
+export { MIN_PROPAGATION_SECRET_BYTES } from './context/tenant-propagation-token';

@@ -331,7 +331,11 @@ describe('README (as a package user meets it)', function () {
     expect(meta.homepage).to.be.a('string');
     expect(meta.keywords).to.include('multi-tenancy');
     expect(meta.peerDependencies).to.have.property('@types/express');
-    expect(meta.peerDependenciesMeta).to.deep.equal({ '@types/express': { optional: true } });
+    expect(meta.peerDependenciesMeta).to.deep.equal({
+      '@types/express': { optional: true },
+      'socket.io': { optional: true },
+      ws: { optional: true },
+    });
     expect(readFileSync(path.join(ROOT, 'LICENSE'), 'utf8')).to.match(/^MIT License/);
   });
 

@@ -303,8 +303,16 @@ export {
 } from './streams/tenant-streams';
 
 // Propagation: the tenant on outgoing calls, signed, and its verifying strategy
-export { propagateTenant, propagatingFetch } from './propagation/propagate-tenant';
-export type { PropagateTenantOptions } from './propagation/propagate-tenant';
+export {
+  propagateTenant,
+  propagateTenantJwt,
+  propagatingFetch,
+} from './propagation/propagate-tenant';
+export type {
+  PropagateTenantOptions,
+  PropagatingFetchOptions,
+} from './propagation/propagate-tenant';
+export type { PropagationFormat } from './context/tenant-propagation-token';
 export { PropagatedStrategy } from './resolution/propagated-strategy';
 export type {
   PropagatedStrategyOptions,

@@ -9,6 +9,7 @@ import {
   PropagatedStrategy,
   currentTenant,
   propagateTenant,
+  propagateTenantJwt,
   propagatingFetch,
   requireTenant,
   resolveTenant,
@@ -198,5 +199,105 @@ describe('propagateTenant() / propagatingFetch() and PropagatedStrategy', () => 
         /maxAgeMs/,
       );
     });
+  });
+});
+
+describe("PropagatedStrategy({ format: 'jwt' }) and propagateTenantJwt()", () => {
+  const store = new InMemoryTenantStore([{ id: 'acme' }, { id: 'globex' }]);
+  const strategy = new PropagatedStrategy({ secret: SECRET, audience: 'billing', format: 'jwt' });
+  const asReq = (value: string) => ({ headers: { 'x-tenant-propagation': value } }) as never;
+  const refusal = (value: string, using = strategy) =>
+    Promise.resolve()
+      .then(() => using.resolve(asReq(value)))
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+  const jwtFor = (
+    tenant: string,
+    opts: { secret?: Uint8Array; audience?: string; now?: () => number } = {},
+  ): Promise<string> =>
+    runWithTenant(tenant, async () => {
+      const header = await propagateTenantJwt({ secret: SECRET, audience: 'billing', ...opts })();
+      return header['X-Tenant-Propagation'] as string;
+    });
+
+  it('service B resolves the tenant of a JWT-format call over loopback, and refuses its replay', async () => {
+    const seen: string[] = [];
+    const b = express();
+    b.use((req, _res, next) => {
+      seen.push(String(req.headers['x-tenant-propagation']));
+      next();
+    });
+    b.use(resolveTenant({ store, strategies: [strategy] }), requireTenant());
+    b.get('/whoami', (_req, res) => {
+      res.json({ tenant: currentTenant().id });
+    });
+    b.use(tenancyErrorHandler());
+    const { server, url } = await listen(b);
+    try {
+      const jwtFetch = propagatingFetch({ secret: SECRET, audience: 'billing', format: 'jwt' });
+      const answers = await Promise.all(
+        ['acme', 'globex'].map((tenant) =>
+          runWithTenant(tenant, async () => (await jwtFetch(`${url}/whoami`)).json()),
+        ),
+      );
+      expect(answers).to.deep.equal([{ tenant: 'acme' }, { tenant: 'globex' }]);
+      const replay = await request(url)
+        .get('/whoami')
+        .set('X-Tenant-Propagation', seen[0] as string);
+      expect([replay.status, replay.body.code]).to.deep.equal([401, 'TOKEN_INVALID']);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('refuses forged, foreign-audience, expired, HMAC-format and alg "none" tokens (401 TOKEN_INVALID)', async () => {
+    const valid = await jwtFor('acme');
+    const [head, body] = valid.split('.');
+    const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'tenantry-propagation+jwt' })).toString('base64url')}.${body}.`;
+    const swapped = `${head}.${Buffer.from(
+      JSON.stringify({
+        ...JSON.parse(Buffer.from(body as string, 'base64url').toString()),
+        tid: 'globex',
+      }),
+    ).toString('base64url')}.${valid.split('.')[2]}`;
+    const hmacHeader = runWithTenant(
+      'acme',
+      () => propagateTenant({ secret: SECRET, audience: 'billing' })()['X-Tenant-Propagation'],
+    ) as string;
+    const cases: [string, string][] = [
+      ['other secret', await jwtFor('acme', { secret: randomBytes(32) })],
+      ['other audience', await jwtFor('acme', { audience: 'reports' })],
+      ['expired', await jwtFor('acme', { now: () => Date.now() - 120_000 })],
+      ['tenant swapped', swapped],
+      ['alg none', none],
+      ['hmac format', hmacHeader],
+      ['garbage', 'a.b.c'],
+    ];
+    for (const [what, value] of cases) {
+      expect(await refusal(value), what).to.have.property('code', 'TOKEN_INVALID');
+    }
+    expect(await strategy.resolve(asReq(valid))).to.deep.equal({ tenantId: 'acme', trusted: true });
+    // The JWT strategy's header is refused by an HMAC-format strategy too.
+    const hmacStrategy = new PropagatedStrategy({ secret: SECRET, audience: 'billing' });
+    expect(await refusal(await jwtFor('acme'), hmacStrategy)).to.have.property(
+      'code',
+      'TOKEN_INVALID',
+    );
+  });
+
+  it('refuses bad options (TypeError)', () => {
+    expect(() => propagateTenantJwt({ secret: SECRET, audience: 'b', ttlSeconds: 0 })).to.throw(
+      TypeError,
+      /ttlSeconds/,
+    );
+    expect(
+      () => new PropagatedStrategy({ secret: SECRET, audience: 'b', format: 'xml' as never }),
+    ).to.throw(TypeError, /format/);
+    expect(() =>
+      propagatingFetch({ secret: SECRET, audience: 'b', format: 'xml' as never }),
+    ).to.throw(TypeError, /format/);
   });
 });

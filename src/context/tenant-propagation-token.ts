@@ -1,4 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { SignJWT, jwtVerify } from 'jose';
 import { TokenInvalidError } from '../errors';
 import { isValidTenantId } from './tenant-id';
 
@@ -104,4 +105,76 @@ export function verifyPropagatedTenant(
     );
   }
   return { tenantId, issuedAt, nonce };
+}
+
+/** What a propagated tenant header carries: a signed HMAC value (default) or a short-lived HS256 JWT. */
+export type PropagationFormat = 'hmac' | 'jwt';
+
+/** Signs `tenantId` for `audience` as an HS256 JWT valid `ttlSeconds`, with a fresh `jti`. */
+export async function signPropagatedJwt(
+  secret: Buffer,
+  tenantId: string,
+  audience: string,
+  now: number,
+  ttlSeconds: number,
+): Promise<string> {
+  const iat = Math.floor(now / 1000);
+  return new SignJWT({ tid: tenantId })
+    .setProtectedHeader({ alg: 'HS256', typ: 'tenantry-propagation+jwt' })
+    .setAudience(audience)
+    .setIssuedAt(iat)
+    .setExpirationTime(iat + ttlSeconds)
+    .setJti(randomBytes(16).toString('base64url'))
+    .sign(secret);
+}
+
+/**
+ * Verifies a propagated JWT: HS256 only, the propagation `typ`, this
+ * audience, a required `exp`, `iat` at most `maxAgeMs` old, a valid `tid`
+ * and a `jti` (the caller checks it for replay). Any failure is 401
+ * `TOKEN_INVALID`.
+ */
+export async function verifyPropagatedJwt(
+  secrets: readonly Buffer[],
+  value: string,
+  audience: string,
+  now: number,
+  maxAgeMs: number,
+): Promise<VerifiedPropagation> {
+  if (value.length > 2048) {
+    throw new TokenInvalidError(
+      'Cannot trust the propagated tenant because the token is malformed. Send it with propagateTenant().',
+    );
+  }
+  for (const secret of secrets) {
+    try {
+      const { payload } = await jwtVerify(value, secret, {
+        algorithms: ['HS256'],
+        typ: 'tenantry-propagation+jwt',
+        audience,
+        requiredClaims: ['exp', 'iat', 'jti', 'tid'],
+        maxTokenAge: `${Math.max(1, Math.floor(maxAgeMs / 1000))}s`,
+        currentDate: new Date(now),
+        clockTolerance: 5,
+      });
+      const tid = payload.tid;
+      const jti = payload.jti;
+      if (
+        typeof tid !== 'string' ||
+        !isValidTenantId(tid) ||
+        typeof jti !== 'string' ||
+        jti === ''
+      ) {
+        break;
+      }
+      return { tenantId: tid, issuedAt: (payload.iat as number) * 1000, nonce: `jwt:${jti}` };
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      // Only a bad signature may be another rotation secret's; anything else is final.
+      if (code !== 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') break;
+    }
+  }
+  throw new TokenInvalidError(
+    'Cannot trust the propagated tenant because its token is invalid, expired or not for this service. Sign each call with propagateTenant().',
+  );
 }

@@ -1,4 +1,9 @@
-import { propagationSecret, signPropagatedTenant } from '../context/tenant-propagation-token';
+import {
+  propagationSecret,
+  signPropagatedJwt,
+  signPropagatedTenant,
+  type PropagationFormat,
+} from '../context/tenant-propagation-token';
 import { currentTenant } from '../context/tenant-scope';
 
 /** Options of {@link propagateTenant} and {@link propagatingFetch}. */
@@ -11,6 +16,18 @@ export interface PropagateTenantOptions {
   readonly header?: string | undefined;
   /** The clock (epoch ms). Default: `Date.now`. */
   readonly now?: (() => number) | undefined;
+}
+
+/** Options of {@link propagatingFetch}: those of {@link propagateTenant}, and the format. */
+export interface PropagatingFetchOptions extends PropagateTenantOptions {
+  /**
+   * `hmac` (the signed value of `propagateTenant()`) or `jwt` (the HS256 JWT of
+   * `propagateTenantJwt()`); the receiving `PropagatedStrategy` must use the
+   * same. Default: `hmac`.
+   */
+  readonly format?: PropagationFormat | undefined;
+  /** Lifetime of a `jwt`-format token. Default: `30` s. */
+  readonly ttlSeconds?: number | undefined;
 }
 
 /**
@@ -53,6 +70,37 @@ export function propagateTenant(options: PropagateTenantOptions): () => Record<s
 }
 
 /**
+ * Like {@link propagateTenant}, but the header holds a short-lived HS256 JWT
+ * (`tid` claim, `aud`, `iat`, `exp` after `ttlSeconds`, a one-use `jti`),
+ * for receivers that prefer a standard token. Verify it with
+ * `new PropagatedStrategy({ format: 'jwt', ... })`.
+ *
+ * @example
+ * ```ts
+ * const tenantHeader = propagateTenantJwt({ secret, audience: 'billing', ttlSeconds: 30 });
+ * const headers = await tenantHeader();
+ * ```
+ */
+export function propagateTenantJwt(
+  options: PropagateTenantOptions & { readonly ttlSeconds?: number | undefined },
+): () => Promise<Record<string, string>> {
+  propagateTenant(options); // the same checks of secret, audience and header
+  const secret = propagationSecret(options.secret, 'propagateTenantJwt()');
+  const header = options.header ?? 'X-Tenant-Propagation';
+  const ttl = options.ttlSeconds ?? 30;
+  if (!Number.isSafeInteger(ttl) || ttl <= 0 || ttl > 3600) {
+    throw new TypeError(
+      'Cannot use ttlSeconds because it is not a whole number of seconds in 1..3600.',
+    );
+  }
+  const now = options.now ?? Date.now;
+  return async function tenantPropagationJwtHeader(): Promise<Record<string, string>> {
+    const tenantId = currentTenant().id;
+    return { [header]: await signPropagatedJwt(secret, tenantId, options.audience, now(), ttl) };
+  };
+}
+
+/**
  * Wraps `fetch` (global or undici's) so that every call made inside a
  * tenant scope carries the current tenant in the signed header of
  * {@link propagateTenant}; a header of that name set by the caller is
@@ -66,10 +114,15 @@ export function propagateTenant(options: PropagateTenantOptions): () => Record<s
  * ```
  */
 export function propagatingFetch(
-  options: PropagateTenantOptions,
+  options: PropagatingFetchOptions,
   fetchImpl: typeof fetch = globalThis.fetch,
 ): typeof fetch {
-  const tenantHeader = propagateTenant(options);
+  const format = options.format ?? 'hmac';
+  if (format !== 'hmac' && format !== 'jwt') {
+    throw new TypeError('Cannot use format because it is neither "hmac" nor "jwt".');
+  }
+  const tenantHeader: () => Record<string, string> | Promise<Record<string, string>> =
+    format === 'jwt' ? propagateTenantJwt(options) : propagateTenant(options);
   if (typeof fetchImpl !== 'function') {
     throw new TypeError('Cannot wrap fetch because it is not a function.');
   }
@@ -80,7 +133,7 @@ export function propagatingFetch(
     const headers = new Headers(
       init?.headers ?? (input instanceof Request ? input.headers : undefined),
     );
-    for (const [name, value] of Object.entries(tenantHeader())) headers.set(name, value);
+    for (const [name, value] of Object.entries(await tenantHeader())) headers.set(name, value);
     return fetchImpl(input, { ...init, headers });
   };
 }

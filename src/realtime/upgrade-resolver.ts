@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import type { TenantContext, TenantUser } from '../context/tenant-context';
+import { runInTenantScope } from '../context/tenant-scope';
 import { TenantRequiredError, TenancyConfigError } from '../errors';
 import { tenancyErrorHandler } from '../enforcement/tenancy-error-handler';
 import { toTenancyLogger, type TenancyLoggerInput } from '../logger';
@@ -195,8 +196,10 @@ export function createUpgradeResolver(
           errorHandler(new TenantRequiredError(), copy as never, res as never, unhandled);
           return;
         }
-        // Read inside the scope resolveTenant() entered: the id stays usable outside it.
-        const tenantId = r.tenant?.isActive() === true ? r.tenant.id : undefined;
+        // Read once inside the tenant's scope: the id stays usable outside it.
+        const tenant = r.tenant;
+        const tenantId =
+          tenant === undefined ? undefined : runInTenantScope(tenant, () => tenant.id);
         settle({
           ok: true,
           tenant: r.tenant,

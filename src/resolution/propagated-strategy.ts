@@ -1,5 +1,11 @@
 import type { Request } from 'express';
-import { propagationSecret, verifyPropagatedTenant } from '../context/tenant-propagation-token';
+import {
+  propagationSecret,
+  verifyPropagatedJwt,
+  verifyPropagatedTenant,
+  type PropagationFormat,
+  type VerifiedPropagation,
+} from '../context/tenant-propagation-token';
 import { TenancyConfigError, TokenInvalidError } from '../errors';
 import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolution-strategy';
 
@@ -32,6 +38,12 @@ export interface PropagatedStrategyOptions {
   readonly nonces?: PropagationNonceStore | undefined;
   /** The clock (epoch ms). Default: `Date.now`. */
   readonly now?: (() => number) | undefined;
+  /**
+   * What the header holds: `hmac` (from `propagateTenant()`) or `jwt` (an
+   * HS256 JWT from `propagateTenantJwt()`). One format per strategy, so a
+   * service never accepts a shape it did not choose. Default: `hmac`.
+   */
+  readonly format?: PropagationFormat | undefined;
 }
 
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
@@ -78,6 +90,7 @@ export class PropagatedStrategy implements TenantResolutionStrategy {
   readonly #maxAgeMs: number;
   readonly #nonces: PropagationNonceStore;
   readonly #now: () => number;
+  readonly #format: PropagationFormat;
 
   constructor(options: PropagatedStrategyOptions) {
     if (options === undefined || options === null) {
@@ -115,6 +128,11 @@ export class PropagatedStrategy implements TenantResolutionStrategy {
       throw new TypeError('Cannot use nonces because it has no claim(nonce, expiresAt) method.');
     }
     this.#now = options.now ?? Date.now;
+    const format = options.format ?? 'hmac';
+    if (format !== 'hmac' && format !== 'jwt') {
+      throw new TypeError('Cannot use format because it is neither "hmac" nor "jwt".');
+    }
+    this.#format = format;
   }
 
   resolve(req: Request): TenantResolution | undefined | Promise<TenantResolution> {
@@ -125,22 +143,38 @@ export class PropagatedStrategy implements TenantResolutionStrategy {
         'Cannot trust the propagated tenant because the header is repeated. Send it once.',
       );
     }
-    const verified = verifyPropagatedTenant(
-      this.#secrets,
-      value.trim(),
-      this.#audience,
-      this.#now(),
-      this.#maxAgeMs,
-    );
-    const fresh = (first: boolean): TenantResolution => {
-      if (first !== true) {
-        throw new TokenInvalidError(
-          'Cannot trust the propagated tenant because its header was used before (a replay). Sign each outgoing call anew.',
-        );
-      }
-      return { tenantId: verified.tenantId, trusted: true };
+    const fresh = (verified: VerifiedPropagation): TenantResolution | Promise<TenantResolution> => {
+      const accept = (first: boolean): TenantResolution => {
+        if (first !== true) {
+          throw new TokenInvalidError(
+            'Cannot trust the propagated tenant because its header was used before (a replay). Sign each outgoing call anew.',
+          );
+        }
+        return { tenantId: verified.tenantId, trusted: true };
+      };
+      const claimed = this.#nonces.claim(
+        verified.nonce,
+        verified.issuedAt + this.#maxAgeMs + 5_000,
+      );
+      return typeof claimed === 'boolean' ? accept(claimed) : claimed.then(accept);
     };
-    const claimed = this.#nonces.claim(verified.nonce, verified.issuedAt + this.#maxAgeMs + 5_000);
-    return typeof claimed === 'boolean' ? fresh(claimed) : claimed.then(fresh);
+    if (this.#format === 'jwt') {
+      return verifyPropagatedJwt(
+        this.#secrets,
+        value.trim(),
+        this.#audience,
+        this.#now(),
+        this.#maxAgeMs,
+      ).then(fresh);
+    }
+    return fresh(
+      verifyPropagatedTenant(
+        this.#secrets,
+        value.trim(),
+        this.#audience,
+        this.#now(),
+        this.#maxAgeMs,
+      ),
+    );
   }
 }

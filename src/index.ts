@@ -271,3 +271,53 @@ export type { ProgressStream } from './lifecycle/migration-progress';
 export type { TenantMigration, TenantMigrationsOption } from './lifecycle/migration-sources';
 export { TENANT_MIGRATIONS_TABLE } from './lifecycle/tenant-placement';
 export type { TenantPlacementOptions, TenantSeed } from './lifecycle/tenant-placement';
+
+// Realtime: WebSockets (ws) and Socket.IO
+export { createUpgradeResolver, writeUpgradeRefusal } from './realtime/upgrade-resolver';
+export type {
+  UpgradeResolverOptions,
+  UpgradeRefusal,
+  UpgradeResolution,
+} from './realtime/upgrade-resolver';
+export { TenantConnections, TENANT_CLOSE_CODES } from './realtime/tenant-connections';
+export type { TenantConnectionsOptions, CloseConnection } from './realtime/tenant-connections';
+export { wsTenancy } from './realtime/ws-tenancy';
+export type {
+  WsTenancy,
+  WsTenancyOptions,
+  TenantWebSocket,
+  TenantWebSocketServer,
+} from './realtime/ws-tenancy';
+export { socketIoTenancy, TENANT_CLOSED_EVENT } from './realtime/socket-io-tenancy';
+export type {
+  SocketIoTenancy,
+  SocketIoTenancyOptions,
+  TenantIoSocket,
+  TenantIoRefusal,
+} from './realtime/socket-io-tenancy';
+
+// Streams: callbacks and pipelines that keep their tenant
+export {
+  bindTenant,
+  keepTenant,
+  tenantPipeline,
+  keepTenantStreams,
+} from './streams/tenant-streams';
+
+// Propagation: the tenant on outgoing calls, signed, and its verifying strategy
+export {
+  propagateTenant,
+  propagateTenantJwt,
+  propagatingFetch,
+} from './propagation/propagate-tenant';
+export type {
+  PropagateTenantOptions,
+  PropagatingFetchOptions,
+} from './propagation/propagate-tenant';
+export type { PropagationFormat } from './context/tenant-propagation-token';
+export { PropagatedStrategy } from './resolution/propagated-strategy';
+export type {
+  PropagatedStrategyOptions,
+  PropagationNonceStore,
+} from './resolution/propagated-strategy';
+export { MIN_PROPAGATION_SECRET_BYTES } from './context/tenant-propagation-token';

@@ -379,6 +379,8 @@ describe('README (as a package user meets it)', function () {
     expect(meta.peerDependenciesMeta).to.deep.equal({
       '@types/express': { optional: true },
       bullmq: { optional: true },
+      'socket.io': { optional: true },
+      ws: { optional: true },
     });
     expect(Object.keys(meta.exports as object)).to.deep.equal([
       '.',

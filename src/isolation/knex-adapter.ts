@@ -361,3 +361,21 @@ export function dedicatedConnection<C>(knex: Knex): {
 export function discardConnection(connection: unknown, reason: unknown): void {
   (connection as { __knex__disposed?: unknown }).__knex__disposed = reason;
 }
+
+const OPENS_OUTSIDE = Symbol('tenantry.opensConnectionsOutside');
+
+/**
+ * Makes the Knex's pool open its physical connections inside `outside`
+ * (touch 13: the client's `acquireRawConnection`, which the pool's `create`
+ * calls on the client it belongs to). Idempotent per client: several
+ * TenantKnex instances may share one base Knex.
+ */
+export function openConnectionsOutside(knex: Knex, outside: <T>(fn: () => T) => T): void {
+  const client = knex.client as KnexPoolClient<object> & { [OPENS_OUTSIDE]?: true };
+  if (client[OPENS_OUTSIDE]) return;
+  const open = client.acquireRawConnection;
+  client.acquireRawConnection = function acquireRawConnectionOutsideScopes(this: unknown) {
+    return outside(() => open.call(this));
+  };
+  client[OPENS_OUTSIDE] = true;
+}

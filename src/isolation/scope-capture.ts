@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { TenantRecord } from '../context/tenant-record';
-import { activeScope } from '../context/tenant-scope-storage';
+import { activeScope, tenantScopeStorage } from '../context/tenant-scope-storage';
 
 /**
  * The tenant scope a statement belongs to, captured while the
@@ -102,4 +102,16 @@ export function withExecutionScope<T>(scope: CapturedScope, fn: () => T): T {
 /** The scope of the execution being compiled, if any (see {@link withExecutionScope}). */
 export function executionScope(): CapturedScope | undefined {
   return executing;
+}
+
+/**
+ * Runs `fn` outside every tenant scope (the request's and a lazily run
+ * statement's). Pooled connections are opened through it: a socket keeps the
+ * async context it was created in, so callbacks it fires later (the rows of
+ * a stream, driver events) would otherwise run as whichever request happened
+ * to open the connection, and a statement built there would run as that
+ * tenant. Outside every scope, such a statement fails closed.
+ */
+export function outsideTenantScopes<T>(fn: () => T): T {
+  return tenantScopeStorage.exit(() => statementScopeStorage.exit(fn));
 }

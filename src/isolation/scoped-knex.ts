@@ -10,6 +10,7 @@ import {
   captureScope,
   connectionScope,
   executionScope,
+  outsideTenantScopes,
   runAsStatementScope,
   sameScope,
   withExecutionScope,
@@ -22,6 +23,7 @@ import {
   checkKnexInternals,
   dialectClientClass,
   knexAroundClient,
+  openConnectionsOutside,
   subclassCompiler,
   type KnexBuilder,
   type KnexClient,
@@ -243,6 +245,8 @@ export function createScopedKnex(
   };
 
   checkKnexInternals(base);
+  // The shared pool's sockets must not remember the scope of the request that opened them.
+  openConnectionsOutside(base, outsideTenantScopes);
   let ScopedCompiler: KnexCompilerClass | undefined;
   const BaseClient = dialectClientClass(base);
 

@@ -3,6 +3,7 @@ import type { TenantRecord } from '../../context/tenant-record';
 import { TenancyError, TenantUnavailableError } from '../../errors';
 import { silentLogger, type TenancyLogger } from '../../logger';
 import { closeIdleConnections, hookConnections, poolOf, reopenPool } from '../knex-adapter';
+import { outsideTenantScopes } from '../scope-capture';
 import { ConnectionBudget } from './connection-budget';
 import { envCredentialsResolver, type CredentialsResolver } from './credentials-resolver';
 import {
@@ -431,7 +432,8 @@ export class TenantPoolManager {
       openConnection: async (openRaw) => {
         await budget.acquire(entry.abort.signal);
         try {
-          return await openRaw();
+          // Opened outside every tenant scope: the socket's later callbacks must not run as this request.
+          return await outsideTenantScopes(openRaw);
         } catch (error) {
           budget.release();
           logger.warn('tenant database connection failed', {

@@ -13,7 +13,7 @@
  *   Through PgBouncer (transaction mode; both sides go through it):
  *   TENANTRY_BENCH_DATABASE_URL=postgres://postgres:<pw>@127.0.0.1:<pgbouncer port>/test node build/bench/rls.bench.js
  *   BENCH_ROUNDS=6 BENCH_PER_ROUND=500 ...
- *   RLS_BENCH_PREPARED=1 ...   (the "on" side with rls.preparedSetting)
+ *   RLS_BENCH_PREPARED=0|1 ...   (force rls.preparedSetting off or on; default: the library's default)
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
@@ -71,10 +71,12 @@ async function main(): Promise<void> {
     await seed(ownerOn, role, true);
     await seed(ownerOff, role, false);
 
-    // RLS_BENCH_PREPARED=1: the opt-in named setting statement (rls.preparedSetting).
+    // The library's default (a named setting statement, no allowRaw); RLS_BENCH_PREPARED=0 or 1 forces
+    // rls.preparedSetting off or on.
+    const prepared = process.env.RLS_BENCH_PREPARED;
     const on: TenantKnex = withTenancy(open(asRole(database.url, role, password)), {
       tenantTables: TABLES,
-      rls: { preparedSetting: process.env.RLS_BENCH_PREPARED === '1' },
+      rls: prepared === undefined ? true : { preparedSetting: prepared === '1' },
     });
     const off: TenantKnex = withTenancy(open(asRole(database.urlFor(offName), role, password)), {
       tenantTables: TABLES,

@@ -210,7 +210,10 @@ export function createScopedKnex(
         tables: catalog.tenantTables(),
         setting: typeof options.rls === 'object' ? options.rls.setting : undefined,
         onUnsafeRole: typeof options.rls === 'object' ? options.rls.onUnsafeRole : undefined,
-        preparedSetting: typeof options.rls === 'object' ? options.rls.preparedSetting : undefined,
+        // Named only where no raw SQL can PREPARE under its name: the verifier refuses
+        // PREPARE/DEALLOCATE/DISCARD unless allowRaw sends unproven SQL.
+        preparedSetting:
+          (typeof options.rls === 'object' ? options.rls.preparedSetting : undefined) ?? !allowRaw,
         logger,
       });
     }

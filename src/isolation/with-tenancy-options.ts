@@ -48,7 +48,10 @@ export interface RlsOptions {
    * behind a transaction pooler) instead of parsing an unnamed one each time.
    * Leave it off when raw SQL could run `PREPARE`/`DEALLOCATE` on the same
    * database role (an injected raw statement could replace the named one for
-   * later statements on that server connection). Default: `false`.
+   * later statements on that server connection). Through the tenant-scoped
+   * Knex that is only possible with `allowRaw` (the final-SQL verifier refuses
+   * PREPARE, DEALLOCATE and DISCARD otherwise). Default: `true` without
+   * `allowRaw`, `false` with it.
    *
    * @example
    * ```ts

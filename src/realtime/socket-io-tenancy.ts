@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { runInTenantScope } from '../context/tenant-scope';
-import { TenantConnections } from './tenant-connections';
+import { connectionsOf, type TenantConnections } from './tenant-connections';
 import { createUpgradeResolver } from './upgrade-resolver';
 import type { WsTenancyOptions } from './ws-tenancy';
 
@@ -59,20 +59,7 @@ export const TENANT_CLOSED_EVENT = 'tenancy:closed';
  */
 export function socketIoTenancy(options: SocketIoTenancyOptions): SocketIoTenancy {
   const resolveUpgrade = createUpgradeResolver(options);
-  let connections = options.connections;
-  if (connections === undefined) {
-    if (options.store === undefined) {
-      throw new TypeError(
-        'Cannot re-check connected tenants without a store. Pass store (or connections).',
-      );
-    }
-    connections = new TenantConnections({
-      store: options.store,
-      recheckIntervalMs: options.recheckIntervalMs,
-      logger: options.logger,
-    });
-  }
-  const tracked = connections;
+  const tracked = connectionsOf(options);
   const ids = new WeakMap<TenantIoSocket, string>();
 
   function middleware(socket: TenantIoSocket, next: (err?: Error) => void): void {

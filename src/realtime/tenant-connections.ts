@@ -203,3 +203,26 @@ export class TenantConnections {
     this.#timer = undefined;
   }
 }
+
+/**
+ * The connections a ws/Socket.IO adapter re-checks: the ones passed in, or a
+ * new {@link TenantConnections} on `store`. Throws TypeError without either.
+ */
+export function connectionsOf(options: {
+  readonly connections?: TenantConnections | undefined;
+  readonly store?: TenantStore | undefined;
+  readonly recheckIntervalMs?: number | undefined;
+  readonly logger?: TenancyLoggerInput | undefined;
+}): TenantConnections {
+  if (options.connections !== undefined) return options.connections;
+  if (options.store === undefined) {
+    throw new TypeError(
+      'Cannot re-check connected tenants without a store. Pass store (or connections).',
+    );
+  }
+  return new TenantConnections({
+    store: options.store,
+    recheckIntervalMs: options.recheckIntervalMs,
+    logger: options.logger,
+  });
+}

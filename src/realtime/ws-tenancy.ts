@@ -4,7 +4,7 @@ import type { TenantContext } from '../context/tenant-context';
 import { runInTenantScope } from '../context/tenant-scope';
 import { toTenancyLogger } from '../logger';
 import type { TenantStore } from '../store/tenant-store';
-import { TenantConnections } from './tenant-connections';
+import { connectionsOf, type TenantConnections } from './tenant-connections';
 import {
   createUpgradeResolver,
   writeUpgradeRefusal,
@@ -97,20 +97,7 @@ export interface WsTenancy<W extends TenantWebSocket> {
 export function wsTenancy<W extends TenantWebSocket>(options: WsTenancyOptions): WsTenancy<W> {
   const resolveUpgrade = createUpgradeResolver(options);
   const logger = toTenancyLogger(options.logger);
-  let connections = options.connections;
-  if (connections === undefined) {
-    if (options.store === undefined) {
-      throw new TypeError(
-        'Cannot re-check connected tenants without a store. Pass store (or connections).',
-      );
-    }
-    connections = new TenantConnections({
-      store: options.store,
-      recheckIntervalMs: options.recheckIntervalMs,
-      logger: options.logger,
-    });
-  }
-  const tracked = connections;
+  const tracked = connectionsOf(options);
   const admitted = new WeakMap<W, { readonly context: TenantContext; readonly id: string }>();
 
   function failed(error: unknown): void {

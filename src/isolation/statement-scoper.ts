@@ -257,15 +257,20 @@ export class ScopeEngine {
         (run.ctes as Set<string>).add(w.alias);
       }
     }
-    for (const key of Object.keys(grouped)) {
-      if (key === 'join') continue;
-      for (const statement of grouped[key] ?? []) {
-        // Most statements hold only strings and numbers: nothing raw can hide in them.
-        if (holdsObject(statement)) this.#collectRaw(statement, run);
+    // Raw fragments are collected only to let allowRaw trust a refused statement: the
+    // verifier proves the final SQL, raw parts included, so without allowRaw there is nothing to do.
+    const collect = this.settings.allowRaw;
+    if (collect) {
+      for (const key of Object.keys(grouped)) {
+        if (key === 'join') continue;
+        for (const statement of grouped[key] ?? []) {
+          // Most statements hold only strings and numbers: nothing raw can hide in them.
+          if (holdsObject(statement)) this.#collectRaw(statement, run);
+        }
       }
-    }
-    for (const key of ['insert', 'update', 'counter', 'onConflict', 'merge', 'returning']) {
-      if (single[key] !== undefined) this.#collectRaw(single[key], run, 1);
+      for (const key of ['insert', 'update', 'counter', 'onConflict', 'merge', 'returning']) {
+        if (single[key] !== undefined) this.#collectRaw(single[key], run, 1);
+      }
     }
 
     const refs: ScopedRef[] = [];
@@ -327,11 +332,11 @@ export class ScopeEngine {
     if (joins) {
       joins.forEach((join, index) => {
         if (join.joinType === 'raw') {
-          this.#collectRaw(join.table, run, 1);
+          if (collect) this.#collectRaw(join.table, run, 1);
         } else {
           add(join.table, index, join.schema);
         }
-        for (const clause of join.clauses ?? []) this.#collectRaw(clause, run);
+        if (collect) for (const clause of join.clauses ?? []) this.#collectRaw(clause, run);
       });
     }
     for (const key of ['updateFrom', 'using'] as const) {

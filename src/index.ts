@@ -83,6 +83,7 @@ export type {
   TenantDomain,
   TenantStatus,
   TenantIsolationSettings,
+  TenantTier,
   TenantDatabaseSettings,
 } from './context/tenant-record';
 

@@ -32,8 +32,26 @@ export interface TenantDatabaseSettings {
   readonly passwordRef?: string | undefined;
 }
 
+/**
+ * The isolation tier a tenant lives on (tiered tenancy): its rows in the
+ * shared tables (`row`), its own schema (`schema`) or its own database
+ * (`database`). A record without one lives on the application's default tier
+ * (`isolation.mode`).
+ */
+export type TenantTier = 'row' | 'schema' | 'database';
+
 /** Per-tenant isolation placement, filled in by provisioning. */
 export interface TenantIsolationSettings {
+  /**
+   * The tenant's tier when the application serves several tiers at once.
+   * Default: the application's default tier (`isolation.mode`).
+   */
+  readonly tier?: TenantTier | undefined;
+  /**
+   * Region the tenant's data is pinned to (data residency): provisioning and
+   * moves refuse a server labelled with another region. Default: not pinned.
+   */
+  readonly region?: string | undefined;
   /** Schema name in schema mode (e.g. `tenant_acme`). */
   readonly schema?: string | undefined;
   /** Connection settings in database mode. */

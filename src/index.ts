@@ -28,6 +28,9 @@ export {
   TokenKeysUnavailableError,
   DomainVerificationError,
   RequestInvalidError,
+  SessionTenantMismatchError,
+  SessionInvalidError,
+  UpgradeTimeoutError,
 } from './errors';
 export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
 
@@ -322,3 +325,18 @@ export type {
   PropagationNonceStore,
 } from './resolution/propagated-strategy';
 export { MIN_PROPAGATION_SECRET_BYTES } from './context/tenant-propagation-token';
+
+// Sessions: cookie sessions (express-session) bound to the tenant they were signed in to
+export {
+  bindSessionToTenant,
+  signInToTenant,
+  signOutOfTenant,
+  sessionTenantOf,
+  DEFAULT_SESSION_TENANT_KEY,
+} from './session/tenant-session';
+export type {
+  BindSessionToTenantOptions,
+  SignInToTenantOptions,
+  SignOutOfTenantOptions,
+  TenantSession,
+} from './session/tenant-session';

@@ -379,6 +379,7 @@ describe('README (as a package user meets it)', function () {
     expect(meta.peerDependenciesMeta).to.deep.equal({
       '@types/express': { optional: true },
       bullmq: { optional: true },
+      'express-session': { optional: true },
       'socket.io': { optional: true },
       ws: { optional: true },
     });

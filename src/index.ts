@@ -277,7 +277,11 @@ export { TENANT_MIGRATIONS_TABLE } from './lifecycle/tenant-placement';
 export type { TenantPlacementOptions, TenantSeed } from './lifecycle/tenant-placement';
 
 // Realtime: WebSockets (ws) and Socket.IO
-export { createUpgradeResolver, writeUpgradeRefusal } from './realtime/upgrade-resolver';
+export {
+  createUpgradeResolver,
+  writeUpgradeRefusal,
+  DEFAULT_UPGRADE_TIMEOUT_MS,
+} from './realtime/upgrade-resolver';
 export type {
   UpgradeResolverOptions,
   UpgradeRefusal,

@@ -329,6 +329,13 @@ export type {
   PropagationNonceStore,
 } from './resolution/propagated-strategy';
 export { MIN_PROPAGATION_SECRET_BYTES } from './context/tenant-propagation-token';
+export { MemoryNonceStore, RedisNonceStore } from './resolution/nonce-store';
+export type {
+  NonceStore,
+  MemoryNonceStoreOptions,
+  RedisNonceClient,
+  RedisNonceStoreOptions,
+} from './resolution/nonce-store';
 
 // Sessions: cookie sessions (express-session) bound to the tenant they were signed in to
 export {

@@ -184,6 +184,8 @@ export type {
   TenancyClaimPath,
   TenancyPathConfig,
   TenancyPathConfigInput,
+  TenancyPropagationConfig,
+  TenancyPropagationConfigInput,
   TenancyIsolationConfig,
   TenancyIsolationConfigInput,
   TenancyDatabasePoolConfig,
@@ -196,7 +198,7 @@ export type {
   BareDomainPolicy,
 } from './config/tenancy-config';
 export { resolveTenant } from './resolution/resolve-tenant';
-export type { ResolveTenantOptions } from './resolution/resolve-tenant';
+export type { ResolveTenantOptions, PropagationSettings } from './resolution/resolve-tenant';
 export { HeaderStrategy } from './resolution/header-strategy';
 export type { HeaderStrategyOptions } from './resolution/header-strategy';
 export { JwtClaimStrategy } from './resolution/jwt-claim-strategy';

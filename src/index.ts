@@ -278,33 +278,8 @@ export type { TenantMigration, TenantMigrationsOption } from './lifecycle/migrat
 export { TENANT_MIGRATIONS_TABLE } from './lifecycle/tenant-placement';
 export type { TenantPlacementOptions, TenantSeed } from './lifecycle/tenant-placement';
 
-// Realtime: WebSockets (ws) and Socket.IO
-export {
-  createUpgradeResolver,
-  writeUpgradeRefusal,
-  DEFAULT_UPGRADE_TIMEOUT_MS,
-} from './realtime/upgrade-resolver';
-export type {
-  UpgradeResolverOptions,
-  UpgradeRefusal,
-  UpgradeResolution,
-} from './realtime/upgrade-resolver';
-export { TenantConnections, TENANT_CLOSE_CODES } from './realtime/tenant-connections';
-export type { TenantConnectionsOptions, CloseConnection } from './realtime/tenant-connections';
-export { wsTenancy } from './realtime/ws-tenancy';
-export type {
-  WsTenancy,
-  WsTenancyOptions,
-  TenantWebSocket,
-  TenantWebSocketServer,
-} from './realtime/ws-tenancy';
-export { socketIoTenancy, TENANT_CLOSED_EVENT } from './realtime/socket-io-tenancy';
-export type {
-  SocketIoTenancy,
-  SocketIoTenancyOptions,
-  TenantIoSocket,
-  TenantIoRefusal,
-} from './realtime/socket-io-tenancy';
+// Realtime: WebSockets (ws) and Socket.IO live in the subpaths tenantry/ws and
+// tenantry/socket.io (src/integrations/), so apps without them never load them.
 
 // Streams: callbacks and pipelines that keep their tenant
 export {

@@ -4,14 +4,9 @@ import { expect } from 'chai';
 import { Server } from 'socket.io';
 import { io as connectClient } from 'socket.io-client';
 import WebSocket, { WebSocketServer } from 'ws';
-import {
-  InMemoryTenantStore,
-  createUpgradeResolver,
-  resolveTenant,
-  socketIoTenancy,
-  wsTenancy,
-  type TenantResolutionStrategy,
-} from '../../src/index';
+import { InMemoryTenantStore, resolveTenant, type TenantResolutionStrategy } from '../../src/index';
+import { socketIoTenancy } from '../../src/integrations/socket-io';
+import { createUpgradeResolver, wsTenancy } from '../../src/integrations/ws';
 
 /** A strategy that never answers (a hung identity provider, a store that lost its socket). */
 function hangingStrategy(): TenantResolutionStrategy & { readonly calls: number } {

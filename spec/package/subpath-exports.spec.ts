@@ -1,7 +1,7 @@
 /**
  * The realtime adapters live in the subpaths tenantry/ws and tenantry/socket.io
  * so that an app without WebSockets never loads them, and no entry point ever
- * loads the optional peers `ws`, `socket.io` or `express-session` themselves
+ * loads the optional peers `ws`, `socket.io`, `express-session` or `cookie-session` themselves
  * (the adapters are structural). Checked in a fresh Node process on the
  * compiled entries; spec/readme checks the same subpaths from the packed tarball.
  */
@@ -31,7 +31,7 @@ async function load(...entries: string[]): Promise<Loaded> {
     const peer = (name) => files.some((f) => f.includes(path.sep + 'node_modules' + path.sep + name + path.sep));
     console.log(JSON.stringify({
       exports: exported,
-      peers: ['ws', 'socket.io', 'engine.io', 'express-session'].filter(peer),
+      peers: ['ws', 'socket.io', 'engine.io', 'express-session', 'cookie-session'].filter(peer),
       realtime: files.filter((f) => f.includes(path.sep + 'realtime' + path.sep)).map((f) => path.basename(f)).sort(),
     }));`;
   const { stdout } = await run(process.execPath, ['-e', script], { cwd: ROOT });

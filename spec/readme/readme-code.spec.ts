@@ -250,7 +250,7 @@ const ws = await import('tenantry/ws');
 const socketIo = await import('tenantry/socket.io');
 const { createRequire } = await import('node:module');
 const loaded = Object.keys(createRequire(process.cwd() + '/x.js').cache);
-const peers = ['ws', 'socket.io', 'express-session'].filter((name) =>
+const peers = ['ws', 'socket.io', 'express-session', 'cookie-session'].filter((name) =>
   loaded.some((file) => file.includes('/node_modules/' + name + '/')),
 );
 const queue = { add: async (name, data) => ({ name, data }) };
@@ -396,6 +396,7 @@ describe('README (as a package user meets it)', function () {
     expect(meta.peerDependenciesMeta).to.deep.equal({
       '@types/express': { optional: true },
       bullmq: { optional: true },
+      'cookie-session': { optional: true },
       'express-session': { optional: true },
       'socket.io': { optional: true },
       ws: { optional: true },

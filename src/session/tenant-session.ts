@@ -12,8 +12,11 @@ import '../context/tenant-request';
 
 /**
  * What the binding needs of a session: a mutable object on `req.session`
- * (`express-session`'s `Session`, structurally — `express-session` is never
- * imported). `regenerate`, `save` and `destroy` are used when present.
+ * (`express-session`'s `Session` or `cookie-session`'s signed-cookie session,
+ * structurally — neither is ever imported). `regenerate`, `save` and
+ * `destroy` are used when present; a session without them (a signed cookie
+ * holds the data itself, there is no id to fix) is cleared of its own data
+ * instead.
  */
 export interface TenantSession {
   [key: string]: unknown;
@@ -53,7 +56,8 @@ export interface SignInToTenantOptions {
   /**
    * Give the session a new id (and drop its previous data) before binding
    * it, so an id planted before sign-in (session fixation) is worthless.
-   * Needs a session with `regenerate()` (express-session). Default: `true`.
+   * With a session that has no `regenerate()` (cookie-session), its data is
+   * dropped instead. Default: `true`.
    */
   readonly regenerate?: boolean | undefined;
 }
@@ -61,8 +65,9 @@ export interface SignInToTenantOptions {
 /** Options of {@link signOutOfTenant}. */
 export interface SignOutOfTenantOptions {
   /**
-   * Destroy the whole session (express-session's `destroy()`), rather than
-   * only removing its tenant binding. Default: `true`.
+   * Destroy the whole session (express-session's `destroy()`; a session
+   * without one, such as cookie-session's, is emptied), rather than only
+   * removing its tenant binding. Default: `true`.
    */
   readonly destroy?: boolean | undefined;
 }
@@ -127,6 +132,13 @@ function call(
   return new Promise<void>((resolve, reject) => {
     fn.call(session, (err?: unknown) => (err ? reject(toError(err)) : resolve()));
   });
+}
+
+/** Removes a session's own data (its methods and hidden metadata stay). */
+function clear(session: TenantSession): void {
+  for (const key of Object.keys(session)) {
+    if (typeof session[key] !== 'function') delete session[key];
+  }
 }
 
 function toError(err: unknown): Error {
@@ -246,12 +258,13 @@ export async function signInToTenant(
   if (regenerate) {
     const renewed = call(session, 'regenerate');
     if (renewed === undefined) {
-      throw new TenancyConfigError(
-        'Cannot sign in with a new session id because the session has no regenerate(). Use express-session, or pass { regenerate: false } if your sessions cannot be fixed.',
-      );
+      // A signed-cookie session (cookie-session): the cookie is the data, so
+      // a fresh session is an empty one; a planted cookie keeps nothing.
+      clear(session);
+    } else {
+      await renewed;
+      session = sessionOf(req, 'sign in to a tenant');
     }
-    await renewed;
-    session = sessionOf(req, 'sign in to a tenant');
   } else {
     const bound = boundTenant(session, key);
     if (bound !== undefined && bound !== tenantId) {
@@ -298,6 +311,9 @@ export async function signOutOfTenant(
       await destroyed;
       return;
     }
+    // A signed-cookie session has no destroy(): emptying it is its destruction.
+    clear(session);
+    return;
   }
   delete session[key];
   await call(session, 'save');

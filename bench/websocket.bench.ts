@@ -23,8 +23,8 @@ import {
   currentTenant,
   requireTenant,
   resolveTenant,
-  wsTenancy,
 } from '../src/index';
+import { wsTenancy } from '../src/integrations/ws';
 
 const ROUNDS = positive('BENCH_ROUNDS', 20);
 const CLIENTS = positive('BENCH_CLIENTS', 16);

@@ -30,7 +30,10 @@ export type TenancyErrorCode =
   | 'TENANT_RESOLUTION_FAILED'
   | 'TOKEN_KEYS_UNAVAILABLE'
   | 'DOMAIN_VERIFICATION_FAILED'
-  | 'REQUEST_INVALID';
+  | 'REQUEST_INVALID'
+  | 'SESSION_TENANT_MISMATCH'
+  | 'SESSION_INVALID'
+  | 'UPGRADE_TIMEOUT';
 
 /** Options accepted by every {@link TenancyError} constructor. */
 export interface TenancyErrorOptions {
@@ -417,5 +420,53 @@ export class DomainVerificationError extends TenancyError {
 export class RequestInvalidError extends TenancyError {
   constructor(message: string, options?: TenancyErrorOptions) {
     super('REQUEST_INVALID', 400, 'Invalid request', message, options);
+  }
+}
+
+/**
+ * 403 `SESSION_TENANT_MISMATCH`: a session signed in to one tenant was
+ * presented on another tenant's host or path (a replayed or shared cookie).
+ * The session is refused, never re-bound to the new tenant.
+ *
+ * @example
+ * ```ts
+ * throw new SessionTenantMismatchError('Cannot use this session for tenant "globex" because it was signed in to another tenant. Sign in on this tenant.');
+ * ```
+ */
+export class SessionTenantMismatchError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('SESSION_TENANT_MISMATCH', 403, 'Session belongs to another tenant', message, options);
+  }
+}
+
+/**
+ * 400 `SESSION_INVALID`: the session's tenant binding is not a tenant id (a
+ * tampered or corrupted session store entry), so the session can be neither
+ * trusted nor compared. Nothing is re-bound; sign out to start afresh.
+ *
+ * @example
+ * ```ts
+ * throw new SessionInvalidError('Cannot use this session because its tenant binding is not a tenant id. Sign out and sign in again.');
+ * ```
+ */
+export class SessionInvalidError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('SESSION_INVALID', 400, 'Invalid session', message, options);
+  }
+}
+
+/**
+ * 503 `UPGRADE_TIMEOUT`: resolving the tenant of a WebSocket upgrade took
+ * longer than its `timeoutMs` (a strategy or the tenant store did not
+ * answer), so the upgrade is refused instead of holding the socket open.
+ *
+ * @example
+ * ```ts
+ * throw new UpgradeTimeoutError('Cannot accept this WebSocket connection because resolving its tenant took more than 5000 ms. Retry later.');
+ * ```
+ */
+export class UpgradeTimeoutError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('UPGRADE_TIMEOUT', 503, 'Upgrade timed out', message, { expose: true, ...options });
   }
 }

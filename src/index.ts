@@ -28,6 +28,9 @@ export {
   TokenKeysUnavailableError,
   DomainVerificationError,
   RequestInvalidError,
+  SessionTenantMismatchError,
+  SessionInvalidError,
+  UpgradeTimeoutError,
 } from './errors';
 export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
 
@@ -181,6 +184,8 @@ export type {
   TenancyClaimPath,
   TenancyPathConfig,
   TenancyPathConfigInput,
+  TenancyPropagationConfig,
+  TenancyPropagationConfigInput,
   TenancyIsolationConfig,
   TenancyIsolationConfigInput,
   TenancyDatabasePoolConfig,
@@ -193,7 +198,7 @@ export type {
   BareDomainPolicy,
 } from './config/tenancy-config';
 export { resolveTenant } from './resolution/resolve-tenant';
-export type { ResolveTenantOptions } from './resolution/resolve-tenant';
+export type { ResolveTenantOptions, PropagationSettings } from './resolution/resolve-tenant';
 export { HeaderStrategy } from './resolution/header-strategy';
 export type { HeaderStrategyOptions } from './resolution/header-strategy';
 export { JwtClaimStrategy } from './resolution/jwt-claim-strategy';
@@ -273,29 +278,8 @@ export type { TenantMigration, TenantMigrationsOption } from './lifecycle/migrat
 export { TENANT_MIGRATIONS_TABLE } from './lifecycle/tenant-placement';
 export type { TenantPlacementOptions, TenantSeed } from './lifecycle/tenant-placement';
 
-// Realtime: WebSockets (ws) and Socket.IO
-export { createUpgradeResolver, writeUpgradeRefusal } from './realtime/upgrade-resolver';
-export type {
-  UpgradeResolverOptions,
-  UpgradeRefusal,
-  UpgradeResolution,
-} from './realtime/upgrade-resolver';
-export { TenantConnections, TENANT_CLOSE_CODES } from './realtime/tenant-connections';
-export type { TenantConnectionsOptions, CloseConnection } from './realtime/tenant-connections';
-export { wsTenancy } from './realtime/ws-tenancy';
-export type {
-  WsTenancy,
-  WsTenancyOptions,
-  TenantWebSocket,
-  TenantWebSocketServer,
-} from './realtime/ws-tenancy';
-export { socketIoTenancy, TENANT_CLOSED_EVENT } from './realtime/socket-io-tenancy';
-export type {
-  SocketIoTenancy,
-  SocketIoTenancyOptions,
-  TenantIoSocket,
-  TenantIoRefusal,
-} from './realtime/socket-io-tenancy';
+// Realtime: WebSockets (ws) and Socket.IO live in the subpaths tenantry/ws and
+// tenantry/socket.io (src/integrations/), so apps without them never load them.
 
 // Streams: callbacks and pipelines that keep their tenant
 export {
@@ -322,3 +306,25 @@ export type {
   PropagationNonceStore,
 } from './resolution/propagated-strategy';
 export { MIN_PROPAGATION_SECRET_BYTES } from './context/tenant-propagation-token';
+export { MemoryNonceStore, RedisNonceStore } from './resolution/nonce-store';
+export type {
+  NonceStore,
+  MemoryNonceStoreOptions,
+  RedisNonceClient,
+  RedisNonceStoreOptions,
+} from './resolution/nonce-store';
+
+// Sessions: cookie sessions (express-session) bound to the tenant they were signed in to
+export {
+  bindSessionToTenant,
+  signInToTenant,
+  signOutOfTenant,
+  sessionTenantOf,
+  DEFAULT_SESSION_TENANT_KEY,
+} from './session/tenant-session';
+export type {
+  BindSessionToTenantOptions,
+  SignInToTenantOptions,
+  SignOutOfTenantOptions,
+  TenantSession,
+} from './session/tenant-session';

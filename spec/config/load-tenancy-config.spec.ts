@@ -139,6 +139,11 @@ describe('loadTenancyConfig()', () => {
       TENANCY_JWT_CLOCK_TOLERANCE: '5',
       TENANCY_PATH_PREFIX: '/t',
       TENANCY_PATH_STRIP: 'false',
+      TENANCY_PROPAGATION_SECRET: `${SECRET}-old,${SECRET}`,
+      TENANCY_PROPAGATION_AUDIENCE: 'billing',
+      TENANCY_PROPAGATION_HEADER: 'X-Signed-Tenant',
+      TENANCY_PROPAGATION_MAX_AGE_MS: '10000',
+      TENANCY_PROPAGATION_FORMAT: 'jwt',
       TENANCY_ISOLATION: 'database',
       TENANCY_TENANT_COLUMN: 'org_id',
       TENANCY_TENANT_TABLES: 'documents,comments',
@@ -176,6 +181,13 @@ describe('loadTenancyConfig()', () => {
         jwksTimeoutMs: 5_000,
       },
       path: { prefix: '/t', stripTenantSegment: false },
+      propagation: {
+        secret: [`${SECRET}-old`, SECRET],
+        audience: 'billing',
+        header: 'X-Signed-Tenant',
+        maxAgeMs: 10_000,
+        format: 'jwt',
+      },
     });
     expect(tenancy.isolation).to.deep.equal({
       mode: 'database',

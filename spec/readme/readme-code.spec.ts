@@ -246,6 +246,13 @@ async function runFragments(dir: string): Promise<void> {
 const SUBPATH_CHECK = `const tenantry = await import('tenantry');
 const bullmq = await import('tenantry/bullmq');
 const testing = await import('tenantry/testing');
+const ws = await import('tenantry/ws');
+const socketIo = await import('tenantry/socket.io');
+const { createRequire } = await import('node:module');
+const loaded = Object.keys(createRequire(process.cwd() + '/x.js').cache);
+const peers = ['ws', 'socket.io', 'express-session', 'cookie-session'].filter((name) =>
+  loaded.some((file) => file.includes('/node_modules/' + name + '/')),
+);
 const queue = { add: async (name, data) => ({ name, data }) };
 const job = await tenantry.runWithTenant('acme', () => bullmq.addTenantJob(queue, 'x', { n: 1 }));
 let internal = 'loaded';
@@ -258,6 +265,11 @@ console.log(JSON.stringify({
   tenantry: typeof tenantry.withTenancy,
   bullmq: [typeof bullmq.addTenantJob, typeof bullmq.tenantJobProcessor],
   testing: typeof testing.findCrossTenantRows,
+  ws: [typeof ws.wsTenancy, typeof ws.createUpgradeResolver],
+  socketIo: typeof socketIo.socketIoTenancy,
+  sameConnections: ws.TenantConnections === socketIo.TenantConnections,
+  mainHasRealtime: 'wsTenancy' in tenantry,
+  peers,
   job,
   internal,
 }));
@@ -276,6 +288,11 @@ async function checkSubpaths(dir: string, type: 'commonjs' | 'module'): Promise<
     tenantry: 'function',
     bullmq: ['function', 'function'],
     testing: 'function',
+    ws: ['function', 'function'],
+    socketIo: 'function',
+    sameConnections: true,
+    mainHasRealtime: false,
+    peers: [],
     job: { name: 'x', data: { tenantId: 'acme', data: { n: 1 } } },
     internal: 'ERR_PACKAGE_PATH_NOT_EXPORTED',
   });
@@ -379,6 +396,8 @@ describe('README (as a package user meets it)', function () {
     expect(meta.peerDependenciesMeta).to.deep.equal({
       '@types/express': { optional: true },
       bullmq: { optional: true },
+      'cookie-session': { optional: true },
+      'express-session': { optional: true },
       'socket.io': { optional: true },
       ws: { optional: true },
     });
@@ -386,6 +405,8 @@ describe('README (as a package user meets it)', function () {
       '.',
       './bullmq',
       './testing',
+      './ws',
+      './socket.io',
       './package.json',
     ]);
     expect(pack.files).to.include.members([
@@ -393,6 +414,10 @@ describe('README (as a package user meets it)', function () {
       'dist/integrations/bullmq.js',
       'dist/testing/index.d.ts',
       'dist/testing/index.js',
+      'dist/integrations/ws.d.ts',
+      'dist/integrations/ws.js',
+      'dist/integrations/socket-io.d.ts',
+      'dist/integrations/socket-io.js',
     ]);
     expect(readFileSync(path.join(ROOT, 'LICENSE'), 'utf8')).to.match(/^MIT License/);
   });

@@ -4,14 +4,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import { Server, type Socket as ServerSocket } from 'socket.io';
 import { io as connectClient, type Socket } from 'socket.io-client';
+import { requireTenant, resolveTenant } from '../../src/index';
 import {
   TENANT_CLOSED_EVENT,
   TENANT_CLOSE_CODES,
-  requireTenant,
-  resolveTenant,
   socketIoTenancy,
   type SocketIoTenancy,
-} from '../../src/index';
+} from '../../src/integrations/socket-io';
 import {
   REALTIME_TENANTS,
   answerAsCurrentTenant,

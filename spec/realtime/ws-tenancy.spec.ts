@@ -3,16 +3,14 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
 import WebSocket, { WebSocketServer } from 'ws';
+import { TenantChangeNotifier, requireTenant, resolveTenant } from '../../src/index';
 import {
   TENANT_CLOSE_CODES,
-  TenantChangeNotifier,
   TenantConnections,
   createUpgradeResolver,
-  requireTenant,
-  resolveTenant,
   wsTenancy,
   type WsTenancy,
-} from '../../src/index';
+} from '../../src/integrations/ws';
 import {
   REALTIME_TENANTS,
   answerAsCurrentTenant,

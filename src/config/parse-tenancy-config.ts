@@ -15,10 +15,12 @@ import {
   type TenancyJwtConfig,
   type TenancyJwtIssuerConfig,
   type TenancyPathConfig,
+  type TenancyPropagationConfig,
   type TenancyResolutionConfig,
   type TenantStrategyName,
 } from './tenancy-config';
 import { quoteInput, quoteValue } from '../message-text';
+import { MIN_PROPAGATION_SECRET_BYTES } from '../context/tenant-propagation-token';
 
 /** The pattern a configured `domain` must match: lower-case DNS labels. */
 export const DOMAIN_PATTERN =
@@ -361,6 +363,48 @@ export function normalizeDomain(value: string, where = 'tenancy.resolution.domai
   return domain;
 }
 
+function parsePropagation(raw: unknown): TenancyPropagationConfig | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const where = 'tenancy.resolution.propagation';
+  const p = section(raw, where, ['secret', 'audience', 'header', 'maxAgeMs', 'format']);
+  const secret = list(p.secret, `${where}.secret`);
+  if (secret === undefined || secret.length === 0) {
+    fail(
+      `Cannot verify propagated tenants because ${where}.secret is missing. Set TENANCY_PROPAGATION_SECRET to the secret shared with the calling services.`,
+    );
+  }
+  if (secret.some((s) => Buffer.byteLength(s, 'utf8') < MIN_PROPAGATION_SECRET_BYTES)) {
+    // The secret itself is never quoted in the message.
+    fail(
+      `Cannot use ${where}.secret because a secret is shorter than ${MIN_PROPAGATION_SECRET_BYTES} bytes. Use a random secret of at least ${MIN_PROPAGATION_SECRET_BYTES} bytes.`,
+    );
+  }
+  const audience = optString(p.audience, `${where}.audience`);
+  if (audience === undefined) {
+    fail(
+      `Cannot verify propagated tenants because ${where}.audience is missing. Set it to this service's name, e.g. audience: billing.`,
+    );
+  }
+  const header = optString(p.header, `${where}.header`) ?? 'X-Tenant-Propagation';
+  if (!HEADER_NAME_PATTERN.test(header)) {
+    fail(
+      `Cannot use ${where}.header=${quoteInput(header)} because it is not an HTTP header name. Use e.g. X-Tenant-Propagation.`,
+    );
+  }
+  if (['authorization', 'host', 'cookie'].includes(header.toLowerCase())) {
+    fail(
+      `Cannot read propagated tenants from the ${quoteInput(header)} header because it carries other data. Use a dedicated header such as X-Tenant-Propagation.`,
+    );
+  }
+  return Object.freeze({
+    secret: Object.freeze([...secret]),
+    audience: audience.trim(),
+    header,
+    maxAgeMs: optInteger(p.maxAgeMs, `${where}.maxAgeMs`, 30_000, 1),
+    format: oneOf(p.format, `${where}.format`, ['hmac', 'jwt'] as const, 'hmac'),
+  });
+}
+
 function parseResolution(raw: unknown): TenancyResolutionConfig {
   const r = section(raw, 'tenancy.resolution', [
     'strategy',
@@ -371,6 +415,7 @@ function parseResolution(raw: unknown): TenancyResolutionConfig {
     'header',
     'jwt',
     'path',
+    'propagation',
     'required',
   ]);
   const names = list(r.strategy, 'tenancy.resolution.strategy') ?? ['header'];
@@ -433,6 +478,12 @@ function parseResolution(raw: unknown): TenancyResolutionConfig {
       'Cannot use strategy "jwt_claim" because tenancy.resolution.jwt is missing. Set jwt.algorithms and jwt.secret or jwt.publicKey.',
     );
   }
+  const propagation = parsePropagation(r.propagation);
+  if (strategy.includes('propagated') && propagation === undefined) {
+    fail(
+      'Cannot use strategy "propagated" because tenancy.resolution.propagation is missing. Set propagation.audience and TENANCY_PROPAGATION_SECRET.',
+    );
+  }
   return Object.freeze({
     strategy: Object.freeze(strategy),
     ...(domain !== undefined ? { domain } : {}),
@@ -456,6 +507,7 @@ function parseResolution(raw: unknown): TenancyResolutionConfig {
     header,
     ...(jwt !== undefined ? { jwt } : {}),
     path: parsePath(r.path),
+    ...(propagation !== undefined ? { propagation } : {}),
     required: optBoolean(r.required, 'tenancy.resolution.required', false),
   });
 }

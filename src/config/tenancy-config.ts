@@ -18,7 +18,8 @@
  */
 
 /** The names of the built-in resolution strategies. */
-export type TenantStrategyName = 'header' | 'jwt_claim' | 'subdomain' | 'path' | 'domain';
+export type TenantStrategyName =
+  'header' | 'jwt_claim' | 'subdomain' | 'path' | 'domain' | 'propagated';
 
 /** Every built-in strategy name, in documentation order. */
 export const TENANT_STRATEGY_NAMES: readonly TenantStrategyName[] = Object.freeze([
@@ -27,6 +28,7 @@ export const TENANT_STRATEGY_NAMES: readonly TenantStrategyName[] = Object.freez
   'subdomain',
   'path',
   'domain',
+  'propagated',
 ]);
 
 /** The isolation modes. */
@@ -173,10 +175,54 @@ export interface TenancyPathConfig {
   readonly stripTenantSegment: boolean;
 }
 
+/**
+ * Settings of the `propagated` strategy (a tenant signed by a calling service
+ * with `propagateTenant()`), in `tenancy.resolution.propagation`:
+ *
+ * ```yaml
+ * resolution:
+ *   strategy: [propagated]
+ *   propagation:
+ *     audience: billing
+ *     # secret: from TENANCY_PROPAGATION_SECRET, not from the file
+ * ```
+ */
+export interface TenancyPropagationConfigInput {
+  /**
+   * The shared secret(s) of the calling services, each at least 32 bytes; a
+   * list (or a comma-separated string) during a rotation. Required for
+   * `propagated`. Prefer `TENANCY_PROPAGATION_SECRET` to a file.
+   */
+  readonly secret?: string | readonly string[] | undefined;
+  /** This service's name, which callers sign the header for. Required for `propagated`. */
+  readonly audience?: string | undefined;
+  /** Header carrying the signed tenant. Default: `X-Tenant-Propagation`. */
+  readonly header?: string | undefined;
+  /** How long a signed header is accepted after signing, in ms. Default: `30000`. */
+  readonly maxAgeMs?: number | undefined;
+  /** What the header holds: `hmac` or `jwt` (HS256). Default: `hmac`. */
+  readonly format?: string | undefined;
+}
+
+/** Validated `propagated` strategy settings. */
+export interface TenancyPropagationConfig {
+  /** The shared secrets (non-empty, each at least 32 bytes). */
+  readonly secret: readonly string[];
+  /** This service's name (the signed audience). */
+  readonly audience: string;
+  /** Header carrying the signed tenant. */
+  readonly header: string;
+  /** How long a signed header is accepted, in ms. */
+  readonly maxAgeMs: number;
+  /** What the header holds. */
+  readonly format: 'hmac' | 'jwt';
+}
+
 /** The `tenancy.resolution` section as written. */
 export interface TenancyResolutionConfigInput {
   /**
-   * One strategy name (`header`, `jwt_claim`, `subdomain`, `path`), a list, or a
+   * One strategy name (`header`, `jwt_claim`, `subdomain`, `path`, `domain`,
+   * `propagated`), a list, or a
    * comma-separated string. Checked at load time. Default: `header`.
    */
   readonly strategy?: string | readonly string[] | undefined;
@@ -199,6 +245,8 @@ export interface TenancyResolutionConfigInput {
   readonly jwt?: TenancyJwtConfigInput | undefined;
   /** Path settings of the `path` strategy. */
   readonly path?: TenancyPathConfigInput | undefined;
+  /** Settings of the `propagated` strategy. Required for `propagated`. */
+  readonly propagation?: TenancyPropagationConfigInput | undefined;
   /**
    * Whether a request naming no tenant is refused by `resolveTenant()` itself
    * (401 `TENANT_REQUIRED`). Default: `false` (continue without a tenant; put
@@ -225,6 +273,8 @@ export interface TenancyResolutionConfig {
   readonly jwt?: TenancyJwtConfig | undefined;
   /** Path strategy settings. */
   readonly path: TenancyPathConfig;
+  /** `propagated` strategy settings, if configured. */
+  readonly propagation?: TenancyPropagationConfig | undefined;
   /** Whether a request naming no tenant is refused by `resolveTenant()`. */
   readonly required: boolean;
 }

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import express, { type ErrorRequestHandler, type RequestHandler } from 'express';
 import type { TenantContext, TenantUser } from '../context/tenant-context';
 import { runInTenantScope } from '../context/tenant-scope';
-import { TenantRequiredError, TenancyConfigError } from '../errors';
+import { TenantRequiredError, TenancyConfigError, UpgradeTimeoutError } from '../errors';
 import { tenancyErrorHandler } from '../enforcement/tenancy-error-handler';
 import { toTenancyLogger, type TenancyLoggerInput } from '../logger';
 import '../context/tenant-request';
@@ -45,7 +45,17 @@ export interface UpgradeResolverOptions {
   readonly required?: boolean | undefined;
   /** Receives refusal logs (through the default error handler). Default: silent. */
   readonly logger?: TenancyLoggerInput | undefined;
+  /**
+   * Longest time the handlers may take on one upgrade request, in ms: a
+   * strategy, tenant store or auth middleware that never answers gets the
+   * upgrade refused with 503 `UPGRADE_TIMEOUT` (problem+json) instead of
+   * holding the socket open forever. `0` waits forever. Default: `10000`.
+   */
+  readonly timeoutMs?: number | undefined;
 }
+
+/** Default of {@link UpgradeResolverOptions.timeoutMs}. */
+export const DEFAULT_UPGRADE_TIMEOUT_MS = 10_000;
 
 /** The HTTP answer to a refused upgrade, written before the protocol switch. */
 export interface UpgradeRefusal {
@@ -125,6 +135,17 @@ export function createUpgradeResolver(
       'Cannot use errorHandler because it is not a function (err, req, res, next).',
     );
   }
+  const timeoutMs = options.timeoutMs ?? DEFAULT_UPGRADE_TIMEOUT_MS;
+  if (
+    typeof timeoutMs !== 'number' ||
+    !Number.isInteger(timeoutMs) ||
+    timeoutMs < 0 ||
+    timeoutMs > 2_147_483_647
+  ) {
+    throw new TypeError(
+      'Cannot use timeoutMs because it is not a whole number of ms from 0 (no limit) to 2147483647. Use e.g. 10000.',
+    );
+  }
   const required = options.required ?? true;
   const logger = toTenancyLogger(options.logger);
   const errorHandler = options.errorHandler ?? tenancyErrorHandler({ logger });
@@ -139,9 +160,11 @@ export function createUpgradeResolver(
       const copy = copyRequest(req);
       const res = new ServerResponse(copy);
       let settled = false;
+      let timer: NodeJS.Timeout | undefined;
       const settle = (outcome: UpgradeResolution): void => {
         if (settled) return;
         settled = true;
+        if (timer !== undefined) clearTimeout(timer);
         resolve(outcome);
       };
       const chunks: string[] = [];
@@ -183,7 +206,25 @@ export function createUpgradeResolver(
           },
         });
       };
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => {
+          // The hanging chain may still answer later: settle() ignores it. The
+          // response 'close' ends the per-request container it opened.
+          const late = new UpgradeTimeoutError(
+            `Cannot accept this connection because resolving its tenant took more than ${timeoutMs} ms. Retry later.`,
+          );
+          if (res.headersSent) unhandled(late);
+          else errorHandler(late, copy as never, res as never, unhandled);
+          res.emit('close');
+        }, timeoutMs);
+        timer.unref();
+      }
       app(copy as never, res as never, (error?: unknown) => {
+        if (settled) {
+          // Answered after the timeout refused it: nothing may use this request now.
+          res.emit('close');
+          return;
+        }
         if (error !== undefined && error !== null && error !== 'route' && error !== 'router') {
           errorHandler(error, copy as never, res as never, (rest?: unknown) => unhandled(rest));
           return;

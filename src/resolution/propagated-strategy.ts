@@ -7,16 +7,14 @@ import {
   type VerifiedPropagation,
 } from '../context/tenant-propagation-token';
 import { TenancyConfigError, TokenInvalidError } from '../errors';
+import { MemoryNonceStore, type NonceStore } from './nonce-store';
 import type { TenantResolution, TenantResolutionStrategy } from './tenant-resolution-strategy';
 
-/** Remembers nonces already used, until they expire (share one across processes, e.g. in Redis). */
-export interface PropagationNonceStore {
-  /**
-   * Records `nonce` until `expiresAt` (epoch ms); answers `false` when it was
-   * recorded already (a replay).
-   */
-  claim(nonce: string, expiresAt: number): boolean | Promise<boolean>;
-}
+/**
+ * The nonce store of a {@link PropagatedStrategy}: the same as `NonceStore`
+ * (kept under this name for existing code).
+ */
+export type PropagationNonceStore = NonceStore;
 
 /** Options of {@link PropagatedStrategy}. */
 export interface PropagatedStrategyOptions {
@@ -32,10 +30,11 @@ export interface PropagatedStrategyOptions {
   /** How long a signed header is accepted after signing. Default: `30000` ms. */
   readonly maxAgeMs?: number | undefined;
   /**
-   * Where used nonces are remembered against replay. Default: an in-process
-   * store (enough for one process; use a shared one behind a load balancer).
+   * Where used nonces are remembered against replay. Default: a new
+   * `MemoryNonceStore` (enough for one process; behind a load balancer share
+   * one between the instances, e.g. a `RedisNonceStore`).
    */
-  readonly nonces?: PropagationNonceStore | undefined;
+  readonly nonces?: NonceStore | undefined;
   /** The clock (epoch ms). Default: `Date.now`. */
   readonly now?: (() => number) | undefined;
   /**
@@ -47,24 +46,6 @@ export interface PropagatedStrategyOptions {
 }
 
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
-
-/** In-process nonce store: a Map swept of expired entries as it is used. */
-function memoryNonces(): PropagationNonceStore {
-  const seen = new Map<string, number>();
-  let lastSweep = 0;
-  return {
-    claim(nonce, expiresAt) {
-      const now = Date.now();
-      if (now - lastSweep > 1_000) {
-        lastSweep = now;
-        for (const [n, until] of seen) if (until < now) seen.delete(n);
-      }
-      if (seen.has(nonce)) return false;
-      seen.set(nonce, expiresAt);
-      return true;
-    },
-  };
-}
 
 /**
  * Resolves the tenant a calling service propagated with `propagateTenant()`:
@@ -88,7 +69,7 @@ export class PropagatedStrategy implements TenantResolutionStrategy {
   readonly #audience: string;
   readonly #header: string;
   readonly #maxAgeMs: number;
-  readonly #nonces: PropagationNonceStore;
+  readonly #nonces: NonceStore;
   readonly #now: () => number;
   readonly #format: PropagationFormat;
 
@@ -123,8 +104,12 @@ export class PropagatedStrategy implements TenantResolutionStrategy {
       throw new TypeError('Cannot use maxAgeMs because it is not a positive number of ms.');
     }
     this.#maxAgeMs = maxAge;
-    this.#nonces = options.nonces ?? memoryNonces();
-    if (typeof this.#nonces.claim !== 'function') {
+    this.#nonces = options.nonces ?? new MemoryNonceStore();
+    if (
+      typeof this.#nonces !== 'object' ||
+      this.#nonces === null ||
+      typeof this.#nonces.claim !== 'function'
+    ) {
       throw new TypeError('Cannot use nonces because it has no claim(nonce, expiresAt) method.');
     }
     this.#now = options.now ?? Date.now;

@@ -34,6 +34,7 @@ import { DomainStrategy } from './domain-strategy';
 import { HeaderStrategy } from './header-strategy';
 import { JwtClaimStrategy, type JwtClaimStrategyOptions } from './jwt-claim-strategy';
 import { PathStrategy, type PathStrategyOptions } from './path-strategy';
+import { PropagatedStrategy, type PropagatedStrategyOptions } from './propagated-strategy';
 import { checkRequestHeaders } from './request-target';
 import { SubdomainStrategy } from './subdomain-strategy';
 import '../context/tenant-request';
@@ -78,6 +79,13 @@ export interface ResolveTenantOptions {
   /** Settings of the `path` strategy. Default: config `path`, else `{ prefix: '/api/v1', stripTenantSegment: true }`. */
   readonly path?: PathStrategyOptions | undefined;
   /**
+   * Settings of the `propagated` strategy, field by field over config
+   * `propagation` (e.g. only `nonces: new RedisNonceStore({ client })`, the
+   * secret and audience coming from the config). Default: config
+   * `propagation`. `secret` and `audience` are required for `propagated`.
+   */
+  readonly propagation?: PropagationSettings | undefined;
+  /**
    * Refuse a request that names no tenant with 401 `TENANT_REQUIRED` here
    * instead of continuing without a tenant. Default: config `required`, else `false`.
    */
@@ -100,6 +108,11 @@ export interface ResolveTenantOptions {
   /** Receives debug/warn logs (resolutions refused, dispose failures). Default: silent. */
   readonly logger?: TenancyLoggerInput | undefined;
 }
+
+/** {@link PropagatedStrategyOptions} with every field optional (filled from the config). */
+export type PropagationSettings = {
+  readonly [K in keyof PropagatedStrategyOptions]?: PropagatedStrategyOptions[K] | undefined;
+};
 
 type Maybe<T> = T | Promise<T>;
 
@@ -235,9 +248,30 @@ function buildStrategies(
         case 'path':
           strategy = new PathStrategy(options.path ?? config?.path ?? {});
           break;
+        case 'propagated': {
+          const given = options.propagation ?? {};
+          const base = config?.propagation;
+          const secret = given.secret ?? base?.secret;
+          const audience = given.audience ?? base?.audience;
+          if (secret === undefined || audience === undefined) {
+            throw new TenancyConfigError(
+              'Cannot use strategy "propagated" because no propagation secret and audience are configured. Set tenancy.resolution.propagation (secret from TENANCY_PROPAGATION_SECRET) or pass propagation: { secret, audience }.',
+            );
+          }
+          strategy = new PropagatedStrategy({
+            secret,
+            audience,
+            header: given.header ?? base?.header,
+            maxAgeMs: given.maxAgeMs ?? base?.maxAgeMs,
+            format: given.format ?? base?.format,
+            nonces: given.nonces,
+            now: given.now,
+          });
+          break;
+        }
         default:
           throw new TenancyConfigError(
-            `Cannot use strategy ${quoteValue(entry)} because it is unknown. Use header, jwt_claim, subdomain, path, domain or a TenantResolutionStrategy object.`,
+            `Cannot use strategy ${quoteValue(entry)} because it is unknown. Use header, jwt_claim, subdomain, path, domain, propagated or a TenantResolutionStrategy object.`,
           );
       }
     } else if (

@@ -30,7 +30,8 @@ export type TenancyErrorCode =
   | 'TENANT_RESOLUTION_FAILED'
   | 'TOKEN_KEYS_UNAVAILABLE'
   | 'DOMAIN_VERIFICATION_FAILED'
-  | 'REQUEST_INVALID';
+  | 'REQUEST_INVALID'
+  | 'TENANT_REGION_MISMATCH';
 
 /** Options accepted by every {@link TenancyError} constructor. */
 export interface TenancyErrorOptions {
@@ -417,5 +418,21 @@ export class DomainVerificationError extends TenancyError {
 export class RequestInvalidError extends TenancyError {
   constructor(message: string, options?: TenancyErrorOptions) {
     super('REQUEST_INVALID', 400, 'Invalid request', message, options);
+  }
+}
+
+/**
+ * 409 `TENANT_REGION_MISMATCH`: a tenant pinned to a region (data residency,
+ * `isolation.region`) would be placed on a server outside it (a server with
+ * another region label or none). Nothing was created or moved.
+ *
+ * @example
+ * ```ts
+ * throw new TenantRegionMismatchError('Cannot place tenant "acme" on server "us-1" because it is pinned to region "eu". Pick a server in "eu".');
+ * ```
+ */
+export class TenantRegionMismatchError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_REGION_MISMATCH', 409, 'Tenant region mismatch', message, options);
   }
 }

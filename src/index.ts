@@ -28,6 +28,7 @@ export {
   TokenKeysUnavailableError,
   DomainVerificationError,
   RequestInvalidError,
+  TenantRegionMismatchError,
 } from './errors';
 export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
 
@@ -279,6 +280,8 @@ export { migrationProgressReporter } from './lifecycle/migration-progress';
 export type { ProgressStream } from './lifecycle/migration-progress';
 export type { TenantMigration, TenantMigrationsOption } from './lifecycle/migration-sources';
 export { TENANT_MIGRATIONS_TABLE } from './lifecycle/tenant-placement';
+export { assertServerAllowedForTenant, assertRegionLabel } from './lifecycle/tenant-residency';
+export type { ResidencyPolicy } from './lifecycle/tenant-residency';
 export type { TenantPlacementOptions, TenantSeed } from './lifecycle/tenant-placement';
 
 // Realtime: WebSockets (ws) and Socket.IO

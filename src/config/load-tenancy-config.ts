@@ -26,6 +26,8 @@ export const TENANCY_ENV_VARIABLES: Readonly<Record<string, string>> = Object.fr
   TENANCY_PATH_PREFIX: 'resolution.path.prefix',
   TENANCY_PATH_STRIP: 'resolution.path.stripTenantSegment (true|false)',
   TENANCY_ISOLATION: 'isolation.mode (row|schema|database)',
+  TENANCY_ISOLATION_TIERS: 'isolation.tiers (true|false)',
+  TENANCY_CENTRAL_REGION: 'isolation.centralRegion',
   TENANCY_TENANT_COLUMN: 'isolation.tenantColumn',
   TENANCY_TENANT_TABLES: 'isolation.tenantTables (comma-separated)',
   TENANCY_SHARED_TABLES: 'isolation.sharedTables (comma-separated)',

@@ -362,10 +362,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     const tierOfNew = tier ?? isolation.mode;
     if (placed && tierOfNew !== 'database') {
       throw new UsageError(
-        `Cannot place a tenant with --database-server, --database-host or --database-port because it goes on the ${tierOfNew} tier. ` +
-          (isolation.tiers
-            ? 'Pass --tier database.'
-            : 'Use database mode (TENANCY_ISOLATION=database).'),
+        isolation.tiers
+          ? `Cannot place a tenant with --database-server, --database-host or --database-port because it goes on the ${tierOfNew} tier. Pass --tier database.`
+          : `Cannot place a tenant with --database-server, --database-host or --database-port because the isolation mode is ${isolation.mode}. Use database mode (TENANCY_ISOLATION=database).`,
       );
     }
     const servers = isolation.database.servers ?? {};

@@ -118,7 +118,9 @@ export class TenantPlacement {
     this.#log = knexLogTo(toTenancyLogger(options.logger));
     this.#policy = { servers: options.servers ?? {}, passwordRefs: options.passwordRefs ?? {} };
     assertResidencyPolicy({ servers: this.#policy.servers, centralRegion: this.#centralRegion });
-    if (this.mode === 'database' || this.tiers) this.#rulesOf(); // validates the servers at start-up
+    // Validates the servers at start-up. A mixed fleet checks them on its first
+    // database-tier tenant: an app without one need not give knex a connection object.
+    if (this.mode === 'database') this.#rulesOf();
     tenantSchemaName({ id: 'probe' }, this.#schemaPrefix);
     tenantDatabaseName('probe', this.#databasePrefix);
   }

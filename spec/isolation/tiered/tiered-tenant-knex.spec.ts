@@ -344,6 +344,30 @@ describe('withTenancy(knex, { tiers: true }) (tiered tenancy)', function () {
     expect(withTenancy(base, { tenantTables: ['documents'] }).tenancy.tiers).to.equal(undefined);
   });
 
+  it('keeps RLS and allowRaw to the row tier: a schema-tier tenant still gets only proven raw SQL', async () => {
+    const withRls = withTenancy(base, {
+      ...options,
+      rls: { onUnsafeRole: 'warn' },
+      allowRaw: true,
+    }) as TieredTenantKnex;
+    try {
+      expect(withRls.tenancy.rls).to.equal(true);
+      // Schema tier: no RLS backstop, no allowRaw: proven statements run, an unproven raw one is refused.
+      expect(await runWithTenant(s1, () => withRls('documents').distinct('owner'))).to.deep.equal([
+        { owner: s1.id },
+      ]);
+      const refused = await runWithTenant(s1, () =>
+        withRls.raw('select owner from public.documents'),
+      ).then(
+        () => undefined,
+        (e: unknown) => errorCode(e),
+      );
+      expect(refused).to.equal('UNSAFE_QUERY');
+    } finally {
+      await withRls.destroy();
+    }
+  });
+
   it('refuses bad tier options at start-up with a TypeError', () => {
     expect(() => withTenancy(base, { tiers: 'yes' as unknown as boolean })).to.throw(
       TypeError,

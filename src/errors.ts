@@ -33,7 +33,8 @@ export type TenancyErrorCode =
   | 'REQUEST_INVALID'
   | 'SESSION_TENANT_MISMATCH'
   | 'SESSION_INVALID'
-  | 'UPGRADE_TIMEOUT';
+  | 'UPGRADE_TIMEOUT'
+  | 'TENANT_REGION_MISMATCH';
 
 /** Options accepted by every {@link TenancyError} constructor. */
 export interface TenancyErrorOptions {
@@ -468,5 +469,21 @@ export class SessionInvalidError extends TenancyError {
 export class UpgradeTimeoutError extends TenancyError {
   constructor(message: string, options?: TenancyErrorOptions) {
     super('UPGRADE_TIMEOUT', 503, 'Upgrade timed out', message, { expose: true, ...options });
+  }
+}
+
+/**
+ * 409 `TENANT_REGION_MISMATCH`: a tenant pinned to a region (data residency,
+ * `isolation.region`) would be placed on a server outside it (a server with
+ * another region label or none). Nothing was created or moved.
+ *
+ * @example
+ * ```ts
+ * throw new TenantRegionMismatchError('Cannot place tenant "acme" on server "us-1" because it is pinned to region "eu". Pick a server in "eu".');
+ * ```
+ */
+export class TenantRegionMismatchError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_REGION_MISMATCH', 409, 'Tenant region mismatch', message, options);
   }
 }

@@ -31,6 +31,7 @@ export {
   SessionTenantMismatchError,
   SessionInvalidError,
   UpgradeTimeoutError,
+  TenantRegionMismatchError,
 } from './errors';
 export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
 
@@ -106,7 +107,15 @@ export type { CentralMigrationOptions } from './store/central-migrations';
 // Isolation
 export { withTenancy } from './isolation/with-tenancy';
 export { TENANT_KNEX, registerTenantKnex } from './isolation/tenant-knex';
-export type { TenantKnex, TenancyInfo, UnscopedOptions } from './isolation/tenant-knex';
+export type {
+  TenantKnex,
+  TenancyInfo,
+  TenancyTiersInfo,
+  UnscopedOptions,
+} from './isolation/tenant-knex';
+export { tenantTierOf, isTenantTier, TENANT_TIERS } from './isolation/tiered/tenant-tier';
+export { createTieredTenantKnex } from './isolation/tiered/tiered-tenant-knex';
+export type { TieredTenantKnex } from './isolation/tiered/tiered-tenant-knex';
 export type {
   IsolationMode,
   WithTenancyOptions,
@@ -276,6 +285,8 @@ export { migrationProgressReporter } from './lifecycle/migration-progress';
 export type { ProgressStream } from './lifecycle/migration-progress';
 export type { TenantMigration, TenantMigrationsOption } from './lifecycle/migration-sources';
 export { TENANT_MIGRATIONS_TABLE } from './lifecycle/tenant-placement';
+export { assertServerAllowedForTenant, assertRegionLabel } from './lifecycle/tenant-residency';
+export type { ResidencyPolicy } from './lifecycle/tenant-residency';
 export type { TenantPlacementOptions, TenantSeed } from './lifecycle/tenant-placement';
 
 // Realtime: WebSockets (ws) and Socket.IO live in the subpaths tenantry/ws and

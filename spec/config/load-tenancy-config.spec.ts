@@ -36,6 +36,7 @@ describe('loadTenancyConfig()', () => {
     expect(tenancy.resolution.path).to.deep.equal({ prefix: '/api/v1', stripTenantSegment: true });
     expect(tenancy.isolation).to.deep.equal({
       mode: 'row',
+      tiers: false,
       tenantColumn: 'tenant_id',
       tenantTables: [],
       sharedTables: [],
@@ -145,6 +146,8 @@ describe('loadTenancyConfig()', () => {
       TENANCY_PROPAGATION_MAX_AGE_MS: '10000',
       TENANCY_PROPAGATION_FORMAT: 'jwt',
       TENANCY_ISOLATION: 'database',
+      TENANCY_ISOLATION_TIERS: 'true',
+      TENANCY_CENTRAL_REGION: 'eu',
       TENANCY_TENANT_COLUMN: 'org_id',
       TENANCY_TENANT_TABLES: 'documents,comments',
       TENANCY_SHARED_TABLES: 'plans',
@@ -191,6 +194,8 @@ describe('loadTenancyConfig()', () => {
     });
     expect(tenancy.isolation).to.deep.equal({
       mode: 'database',
+      tiers: true,
+      centralRegion: 'eu',
       tenantColumn: 'org_id',
       tenantTables: ['documents', 'comments'],
       sharedTables: ['plans'],
@@ -226,6 +231,34 @@ describe('loadTenancyConfig()', () => {
       },
       passwordRefs: { prefix: 'TENANT_DB_PW_', allow: ['SHARED_A', 'SHARED_B'] },
     });
+  });
+
+  it('reads tiered tenancy: tiers, region labels of servers and of the central server', () => {
+    const { tenancy } = loadTenancyConfig({
+      tenancy: {
+        isolation: {
+          mode: 'schema',
+          tiers: true,
+          centralRegion: 'eu',
+          database: {
+            servers: { 'eu-1': { host: 'pg-eu1', region: 'eu' }, us1: { host: 'pg-us1' } },
+          },
+        },
+      },
+    });
+    expect(tenancy.isolation).to.include({ mode: 'schema', tiers: true, centralRegion: 'eu' });
+    expect(tenancy.isolation.database.servers).to.deep.equal({
+      'eu-1': { host: 'pg-eu1', port: 5432, region: 'eu' },
+      us1: { host: 'pg-us1', port: 5432 },
+    });
+    const bad = (isolation: Record<string, unknown>) => () =>
+      loadTenancyConfig({ tenancy: { isolation } });
+    expect(bad({ tiers: 'sometimes' })).to.throw(/tenancy\.isolation\.tiers.*not a boolean/);
+    expect(bad({ centralRegion: 'eu west' })).to.throw(/centralRegion.*region label/);
+    expect(bad({ database: { servers: { a: { host: 'h', region: 'x/y' } } } })).to.throw(
+      /servers\.a\.region.*region label/,
+    );
+    expect(bad({ database: { servers: { a: { host: 'h', zone: 'x' } } } })).to.throw(/zone/);
   });
 
   it('reads jwksUri, a list of issuers with their own keys and claim paths', () => {

@@ -8,7 +8,8 @@ import { loadTenancyConfig } from '../config/load-tenancy-config';
 import { cliDatabase } from './cli-database';
 import type { TenancyConfig } from '../config/tenancy-config';
 import { isValidTenantId } from '../context/tenant-id';
-import type { TenantRecord } from '../context/tenant-record';
+import type { TenantRecord, TenantTier } from '../context/tenant-record';
+import { isTenantTier } from '../isolation/tiered/tenant-tier';
 import { TenancyError } from '../errors';
 import { tenantDatabaseName } from '../isolation/database/tenant-database-name';
 import { withTenancy } from '../isolation/with-tenancy';
@@ -43,10 +44,10 @@ export const CLI_EXIT = Object.freeze({ ok: 0, failure: 1, usage: 2, partial: 3 
 const USAGE = `Usage: tenantry [--config file] [--database-url url | --knexfile file [--env name]] [--migrations dir] [--json] <command>
 
 Commands:
-  tenants create <id> [--name name] [--no-provision]
+  tenants create <id> [--name name] [--no-provision] [--tier row|schema|database] [--region r]
                  [--database-server name | --database-host h [--database-port n]]
   tenants provision <id>            provision a tenant made with --no-provision, or retry provisioning_failed
-  tenants list
+  tenants list                      id, status, tier (with isolation.tiers), name
   tenants show <id>
   tenants suspend <id> [--reason text]
   tenants activate <id>
@@ -83,6 +84,8 @@ const OPTIONS = {
   'database-server': { type: 'string' },
   'database-host': { type: 'string' },
   'database-port': { type: 'string' },
+  tier: { type: 'string' },
+  region: { type: 'string' },
   name: { type: 'string' },
   reason: { type: 'string' },
   tenant: { type: 'string' },
@@ -111,7 +114,15 @@ const GLOBAL: readonly OptionName[] = [
 
 // The options each command takes besides the global ones: anything else is refused.
 const COMMANDS: Readonly<Record<string, readonly OptionName[]>> = {
-  'tenants create': ['name', 'no-provision', 'database-server', 'database-host', 'database-port'],
+  'tenants create': [
+    'name',
+    'no-provision',
+    'tier',
+    'region',
+    'database-server',
+    'database-host',
+    'database-port',
+  ],
   'tenants provision': [],
   'tenants list': [],
   'tenants show': [],
@@ -135,9 +146,16 @@ const HOST = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
-function formatTenant(t: TenantRecord): string {
+function formatTenant(t: TenantRecord, defaultTier?: TenantTier): string {
   const reason = t.statusReason ? `\t(${clause(t.statusReason)})` : '';
-  return `${t.id}\t${t.status}\t${clause(t.name)}${reason}`;
+  // A mixed fleet shows each tenant's tier (the record's, else the default).
+  const tier = defaultTier === undefined ? '' : `\t${tierLabel(t, defaultTier)}`;
+  return `${t.id}\t${t.status}${tier}\t${clause(t.name)}${reason}`;
+}
+
+function tierLabel(t: TenantRecord, defaultTier: TenantTier): string {
+  const tier: unknown = t.isolation?.tier ?? defaultTier;
+  return isTenantTier(tier) ? tier : `invalid tier ${quoteInput(String(tier))}`;
 }
 
 function version(): string {
@@ -322,10 +340,31 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       env: io.env,
     });
     const isolation = config.tenancy.isolation;
-    const placed = server !== undefined || host !== undefined || port !== undefined;
-    if (placed && isolation.mode !== 'database') {
+    const tier = values.tier;
+    if (tier !== undefined && !isTenantTier(tier)) {
       throw new UsageError(
-        `Cannot place a tenant with --database-server, --database-host or --database-port because the isolation mode is ${isolation.mode}. Use database mode (TENANCY_ISOLATION=database).`,
+        `Cannot use --tier ${quoteInput(tier)} because it is not a tier. Use row, schema or database.`,
+      );
+    }
+    if (tier !== undefined && !isolation.tiers && tier !== isolation.mode) {
+      throw new UsageError(
+        `Cannot put a tenant on the ${tier} tier because every tenant is on the ${isolation.mode} tier. ` +
+          'Turn tiers on (tenancy.isolation.tiers, TENANCY_ISOLATION_TIERS=true) to mix tiers.',
+      );
+    }
+    const region = values.region;
+    if (region !== undefined && !SERVER_NAME.test(region)) {
+      throw new UsageError(
+        `Cannot use --region ${quoteInput(region)} because it is not a region label. Use 1-63 of [A-Za-z0-9_.-].`,
+      );
+    }
+    const placed = server !== undefined || host !== undefined || port !== undefined;
+    const tierOfNew = tier ?? isolation.mode;
+    if (placed && tierOfNew !== 'database') {
+      throw new UsageError(
+        isolation.tiers
+          ? `Cannot place a tenant with --database-server, --database-host or --database-port because it goes on the ${tierOfNew} tier. Pass --tier database.`
+          : `Cannot place a tenant with --database-server, --database-host or --database-port because the isolation mode is ${isolation.mode}. Use database mode (TENANCY_ISOLATION=database).`,
       );
     }
     const servers = isolation.database.servers ?? {};
@@ -380,15 +419,18 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       knex,
       store,
       mode: isolation.mode,
+      tiers: isolation.tiers,
+      ...(isolation.centralRegion !== undefined ? { centralRegion: isolation.centralRegion } : {}),
       schemaPrefix: values['schema-prefix'] ?? isolation.schemaPrefix,
       databasePrefix,
       ...(isolation.database.servers ? { servers: isolation.database.servers } : {}),
       ...(isolation.database.passwordRefs ? { passwordRefs: isolation.database.passwordRefs } : {}),
       ...(migrationsDir ? { migrations: { directory: migrationsDir } } : {}),
-      ...(isolation.mode === 'row'
+      ...(isolation.mode === 'row' || isolation.tiers
         ? {
             db: withTenancy(knex, {
-              mode: 'row',
+              mode: isolation.mode,
+              tiers: isolation.tiers,
               tenantColumn: isolation.tenantColumn,
               tenantTables: [...isolation.tenantTables],
               sharedTables: [...isolation.sharedTables],
@@ -398,7 +440,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       logger: stderrLogger,
       notifier,
     });
-    const show = (t: TenantRecord) => out(json ? JSON.stringify(t) : formatTenant(t));
+    const shownTier = isolation.tiers ? isolation.mode : undefined;
+    const show = (t: TenantRecord) => out(json ? JSON.stringify(t) : formatTenant(t, shownTier));
     const confirmPurge = async (id: string): Promise<void> => {
       if (values.yes) return;
       if (!io.stdin?.isTTY || !io.stderr.isTTY) {
@@ -423,6 +466,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
             await manager.create({
               id,
               ...(values.name ? { name: values.name } : {}),
+              ...(tier !== undefined ? { tier } : {}),
+              ...(region !== undefined ? { region } : {}),
               ...(placed
                 ? {
                     isolation: {

@@ -31,6 +31,8 @@ export const TENANCY_ENV_VARIABLES: Readonly<Record<string, string>> = Object.fr
   TENANCY_PROPAGATION_MAX_AGE_MS: 'resolution.propagation.maxAgeMs',
   TENANCY_PROPAGATION_FORMAT: 'resolution.propagation.format (hmac|jwt)',
   TENANCY_ISOLATION: 'isolation.mode (row|schema|database)',
+  TENANCY_ISOLATION_TIERS: 'isolation.tiers (true|false)',
+  TENANCY_CENTRAL_REGION: 'isolation.centralRegion',
   TENANCY_TENANT_COLUMN: 'isolation.tenantColumn',
   TENANCY_TENANT_TABLES: 'isolation.tenantTables (comma-separated)',
   TENANCY_SHARED_TABLES: 'isolation.sharedTables (comma-separated)',

@@ -526,6 +526,17 @@ function tables(value: unknown, where: string): readonly string[] {
 
 const SERVER_NAME = /^[A-Za-z0-9_.-]{1,63}$/;
 
+/** A region label (data residency), when written. */
+function optRegion(value: unknown, where: string): string | undefined {
+  const region = optString(value, where);
+  if (region !== undefined && !SERVER_NAME.test(region)) {
+    fail(
+      `Cannot use ${where}=${quoteInput(region)} because a region label is 1-63 of [A-Za-z0-9_.-].`,
+    );
+  }
+  return region;
+}
+
 /** `tenancy.isolation.database.servers` and `.passwordRefs`, each only when written. */
 function parsePlacementPolicy(
   db: Obj,
@@ -538,14 +549,14 @@ function parsePlacementPolicy(
       `${where}.servers`,
       Object.keys(isObject(db.servers) ? db.servers : {}),
     );
-    const servers: Record<string, { host: string; port: number }> = {};
+    const servers: Record<string, { host: string; port: number; region?: string }> = {};
     for (const [name, value] of Object.entries(raw)) {
       if (!SERVER_NAME.test(name)) {
         fail(
           `Cannot use server name ${quoteInput(name)} in ${where}.servers because it is not 1-63 of [A-Za-z0-9_.-].`,
         );
       }
-      const server = section(value, `${where}.servers.${name}`, ['host', 'port']);
+      const server = section(value, `${where}.servers.${name}`, ['host', 'port', 'region']);
       const host = optString(server.host, `${where}.servers.${name}.host`);
       if (host === undefined)
         fail(
@@ -554,7 +565,8 @@ function parsePlacementPolicy(
       const port = optInteger(server.port, `${where}.servers.${name}.port`, 5432, 1);
       if (port > 65535)
         fail(`Cannot use ${where}.servers.${name}.port=${port} because it is above 65535.`);
-      servers[name] = Object.freeze({ host, port });
+      const region = optRegion(server.region, `${where}.servers.${name}.region`);
+      servers[name] = Object.freeze({ host, port, ...(region !== undefined ? { region } : {}) });
     }
     out.servers = Object.freeze(servers);
   }
@@ -584,6 +596,8 @@ function namePrefix(value: unknown, where: string, fallback: string): string {
 function parseIsolation(raw: unknown): TenancyIsolationConfig {
   const i = section(raw, 'tenancy.isolation', [
     'mode',
+    'tiers',
+    'centralRegion',
     'tenantColumn',
     'tenantTables',
     'sharedTables',
@@ -641,8 +655,11 @@ function parseIsolation(raw: unknown): TenancyIsolationConfig {
       `Cannot give ${maxPools} pools a budget of ${connectionBudget} connections because each pool needs at least one. Raise connectionBudget or lower maxPools.`,
     );
   }
+  const centralRegion = optRegion(i.centralRegion, 'tenancy.isolation.centralRegion');
   return Object.freeze({
     mode,
+    tiers: optBoolean(i.tiers, 'tenancy.isolation.tiers', false),
+    ...(centralRegion !== undefined ? { centralRegion } : {}),
     tenantColumn,
     tenantTables,
     sharedTables,

@@ -304,11 +304,19 @@ export interface TenancyDatabasePoolConfigInput {
   readonly prefix?: string | undefined;
   /**
    * Servers tenant records may name (`isolation.database.server`), as
-   * `{ name: { host, port } }`. Default: none (only the base connection's server).
+   * `{ name: { host, port, region } }`; `region` labels the server for data
+   * residency. Default: none (only the base connection's server).
    */
   readonly servers?:
     | Readonly<
-        Record<string, { readonly host?: string | undefined; readonly port?: number | undefined }>
+        Record<
+          string,
+          {
+            readonly host?: string | undefined;
+            readonly port?: number | undefined;
+            readonly region?: string | undefined;
+          }
+        >
       >
     | undefined;
   /**
@@ -330,14 +338,37 @@ export interface TenancyDatabasePoolConfig {
   readonly idleTimeoutMs: number;
   /** Prefix of tenant database names (see {@link TenancyDatabasePoolConfigInput.prefix}). */
   readonly prefix: string;
-  readonly servers?: Readonly<Record<string, { readonly host: string; readonly port: number }>>;
+  readonly servers?: Readonly<
+    Record<string, { readonly host: string; readonly port: number; readonly region?: string }>
+  >;
   readonly passwordRefs?: { readonly prefix?: string; readonly allow: readonly string[] };
 }
 
 /** The `tenancy.isolation` section as written. */
 export interface TenancyIsolationConfigInput {
-  /** Isolation mode: `row`, `schema` or `database`. Checked at load time. Default: `row`. */
+  /**
+   * Isolation mode: `row`, `schema` or `database`; with `tiers`, the default
+   * tier of tenants whose record names none. Checked at load time. Default: `row`.
+   */
   readonly mode?: string | undefined;
+  /**
+   * Tiered tenancy: each tenant on its record's tier (`isolation.tier`),
+   * `mode` being the default (`TENANCY_ISOLATION_TIERS`). Default: `false`.
+   *
+   * @example
+   * ```yaml
+   * isolation:
+   *   mode: row
+   *   tiers: true
+   * ```
+   */
+  readonly tiers?: boolean | undefined;
+  /**
+   * Region label of the central server (data residency): row- and
+   * schema-tier tenants pinned to another region are refused
+   * (`TENANCY_CENTRAL_REGION`). Default: none.
+   */
+  readonly centralRegion?: string | undefined;
   /** Tenant column in row mode. Default: `tenant_id`. */
   readonly tenantColumn?: string | undefined;
   /** Tables scoped per tenant. Default: `[]`. */
@@ -355,6 +386,10 @@ export interface TenancyIsolationConfigInput {
 /** Validated `tenancy.isolation`. */
 export interface TenancyIsolationConfig {
   readonly mode: IsolationMode;
+  /** Whether each tenant lives on its record's tier. */
+  readonly tiers: boolean;
+  /** Region label of the central server, when configured. */
+  readonly centralRegion?: string;
   readonly tenantColumn: string;
   readonly tenantTables: readonly string[];
   readonly sharedTables: readonly string[];

@@ -113,12 +113,15 @@ const MIGRATED_STATUSES: readonly TenantStatus[] = Object.freeze([
   'archived',
 ]);
 
-/** The one pseudo-tenant of row mode, whose tenant tables are shared: migrations run once, for all. */
+/**
+ * The one pseudo-tenant of row mode (and of the row tier of a mixed fleet),
+ * whose tenant tables are shared: migrations run once, for all.
+ */
 const ROW_MODE_TENANT: TenantRecord = Object.freeze({
   id: ROW_MODE_LEDGER_ID,
   name: 'all tenants',
   status: 'active',
-  isolation: {},
+  isolation: Object.freeze({ tier: 'row' as const }),
   config: {},
 });
 
@@ -223,21 +226,7 @@ export class FleetMigrator {
     }
     const names = await this.migrationNames();
     const latest = names.at(-1) ?? null;
-    let tenants: TenantRecord[];
-    if (this.#placement.mode === 'row') {
-      // Row mode: the tenant tables are shared, so the migrations run once.
-      tenants = [ROW_MODE_TENANT];
-    } else if (options.tenant !== undefined) {
-      const id = assertValidTenantId(options.tenant, '--tenant option');
-      const one = await this.#store.findById(id);
-      if (!one)
-        throw new TenantNotFoundError(`Cannot migrate tenant "${id}" because it does not exist.`);
-      tenants = [one];
-    } else {
-      tenants = await this.#store.list({
-        status: options.statuses ?? MIGRATED_STATUSES,
-      });
-    }
+    const tenants = await this.#fleet(options, 'migrate');
     const ledger = await this.#ledgerRows();
     const migrated: string[] = [];
     const current: string[] = [];
@@ -246,7 +235,7 @@ export class FleetMigrator {
     // Schema mode shares one pool sized for the concurrency (Knex's migrator
     // holds a connection per tenant for the migration transaction).
     const migrationKnex =
-      this.#placement.mode === 'schema'
+      this.#placement.mode === 'schema' || this.#placement.tiers
         ? knexFactory({
             ...(this.#central.client as { config: Knex.Config }).config,
             pool: { min: 0, max: concurrency + 1 },
@@ -303,18 +292,7 @@ export class FleetMigrator {
     const names = await this.migrationNames();
     const latest = names.at(-1) ?? null;
     const ledger = await this.#ledgerRows();
-    let tenants: TenantRecord[];
-    if (this.#placement.mode === 'row') {
-      tenants = [ROW_MODE_TENANT];
-    } else if (options.tenant !== undefined) {
-      const id = assertValidTenantId(options.tenant, '--tenant option');
-      const one = await this.#store.findById(id);
-      if (!one)
-        throw new TenantNotFoundError(`Cannot report on tenant "${id}" because it does not exist.`);
-      tenants = [one];
-    } else {
-      tenants = await this.#store.list({ status: options.statuses ?? MIGRATED_STATUSES });
-    }
+    const tenants = await this.#fleet(options, 'report on');
     const states = tenants.map((t): TenantMigrationState => {
       const row = ledger.get(this.#ledgerId(t.id));
       const applied = row?.applied ?? 0;
@@ -340,8 +318,33 @@ export class FleetMigrator {
     await this.#central(this.#ledger).where({ tenant_id: tenantId }).delete();
   }
 
+  /**
+   * The storages a run covers: row mode, the shared tables once; a mixed
+   * fleet, the shared tables once (the row tier) and each schema- and
+   * database-tier tenant (a row-tier `tenant` means the shared tables);
+   * otherwise each tenant.
+   */
+  async #fleet(
+    options: Pick<MigrateTenantsOptions, 'tenant' | 'statuses'>,
+    verb: string,
+  ): Promise<TenantRecord[]> {
+    // Row mode: the tenant tables are shared, so the migrations run once.
+    if (this.#placement.mode === 'row' && !this.#placement.tiers) return [ROW_MODE_TENANT];
+    if (options.tenant !== undefined) {
+      const id = assertValidTenantId(options.tenant, '--tenant option');
+      const one = await this.#store.findById(id);
+      if (!one)
+        throw new TenantNotFoundError(`Cannot ${verb} tenant "${id}" because it does not exist.`);
+      return [this.#placement.tierOf(one) === 'row' ? ROW_MODE_TENANT : one];
+    }
+    const listed = await this.#store.list({ status: options.statuses ?? MIGRATED_STATUSES });
+    if (!this.#placement.tiers) return listed;
+    return [ROW_MODE_TENANT, ...listed.filter((t) => this.#placement.tierOf(t) !== 'row')];
+  }
+
   #ledgerId(id: string): string {
-    return this.#placement.mode === 'row' ? ROW_MODE_LEDGER_ID : id;
+    if (this.#placement.mode === 'row' && !this.#placement.tiers) return ROW_MODE_LEDGER_ID;
+    return id;
   }
 
   async #ledgerRows(): Promise<Map<string, LedgerRow>> {

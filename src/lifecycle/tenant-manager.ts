@@ -4,7 +4,13 @@ import type { Knex } from 'knex';
 import { inject, injectable } from 'tsyringe';
 import { assertValidTenantId } from '../context/tenant-id';
 import { normalizeHostname } from '../context/host-name';
-import type { TenantDomain, TenantRecord, TenantStatus } from '../context/tenant-record';
+import type {
+  TenantDomain,
+  TenantIsolationSettings,
+  TenantRecord,
+  TenantStatus,
+  TenantTier,
+} from '../context/tenant-record';
 import { runWithTenant } from '../context/tenant-scope';
 import {
   DomainVerificationError,
@@ -16,7 +22,7 @@ import {
 } from '../errors';
 import type { TenantKnex } from '../isolation/tenant-knex';
 import { toTenancyLogger, type TenancyLogger, type TenancyLoggerInput } from '../logger';
-import { clause } from '../message-text';
+import { clause, quoteValue } from '../message-text';
 import { DEFAULT_TENANTS_TABLE } from '../store/central-migrations';
 import type { NewTenant, TenantPatch, TenantStore } from '../store/tenant-store';
 import {
@@ -29,6 +35,8 @@ import type { TenantMigrationsOption } from './migration-sources';
 import type { TenantChangeNotifier } from './tenant-change-notifier';
 import { TenantEvents } from './tenant-events';
 import { TenantPlacement, type TenantPlacementOptions, type TenantSeed } from './tenant-placement';
+import { assertRegionLabel } from './tenant-residency';
+import { isTenantTier } from '../isolation/tiered/tenant-tier';
 import { TenantRows, describeRowsLeft } from './tenant-rows';
 
 /** Something that caches tenants and can forget one (e.g. `CachedTenantStore`, `TenantConfigService`). */
@@ -124,6 +132,47 @@ export const TENANT_MANAGER_OPTIONS: unique symbol = Symbol.for('tenantry.Tenant
 export interface CreateTenantInput extends Omit<NewTenant, 'status'> {
   /** Provision right away. Default: `true`. */
   readonly provision?: boolean | undefined;
+  /**
+   * The tier the tenant lives on (mixed fleets, `tiers: true`); stored as
+   * `isolation.tier`. Default: `isolation.tier`, else the manager's `mode`.
+   *
+   * @example
+   * ```ts
+   * await tenants.create({ id: 'bigco', tier: 'database', server: 'eu-1', region: 'eu' });
+   * ```
+   */
+  readonly tier?: TenantTier | undefined;
+  /**
+   * The server (a name of `servers`) of a database-tier tenant; stored as
+   * `isolation.database.server`. Default: the central server.
+   */
+  readonly server?: string | undefined;
+  /**
+   * The region the tenant's data is pinned to (data residency); stored as
+   * `isolation.region`. Provisioning refuses a server outside it with 409
+   * `TENANT_REGION_MISMATCH`. Default: not pinned.
+   */
+  readonly region?: string | undefined;
+}
+
+/** The isolation a create input asks for: `isolation` with `tier` and `region` applied. */
+function requestedIsolation(input: CreateTenantInput): TenantIsolationSettings | undefined {
+  const { tier, server, region } = input;
+  if (server !== undefined && (typeof server !== 'string' || server === '')) {
+    throw new TypeError(`Cannot create tenant "${input.id}" with an empty server name.`);
+  }
+  if (tier === undefined && region === undefined) return input.isolation;
+  if (tier !== undefined && !isTenantTier(tier)) {
+    throw new TypeError(
+      `Cannot create tenant "${input.id}" on tier ${quoteValue(tier)} because it is unknown. Use "row", "schema" or "database".`,
+    );
+  }
+  if (region !== undefined) assertRegionLabel(region, 'region');
+  return {
+    ...input.isolation,
+    ...(tier !== undefined ? { tier } : {}),
+    ...(region !== undefined ? { region } : {}),
+  };
 }
 
 // Allowed transitions. `deleted` is final: a deleted id is purged, never revived;
@@ -188,7 +237,7 @@ export class TenantManager {
     this.#logger = toTenancyLogger(options.logger);
     this.events = new TenantEvents(this.#logger);
     this.#placement = new TenantPlacement(options.knex, options);
-    if (this.#placement.mode === 'row' && options.seed && !options.db) {
+    if ((this.#placement.mode === 'row' || this.#placement.tiers) && options.seed && !options.db) {
       throw new TypeError(
         'Cannot seed row-mode tenants without options.db, because the seed must run with the scoped Knex to stamp the tenant column. Pass db (the withTenancy() instance).',
       );
@@ -198,7 +247,10 @@ export class TenantManager {
     const storeTable = (options.store as { tableName?: unknown }).tableName;
     this.#rows = new TenantRows(options.knex, {
       tenantColumn: db?.tenancy.tenantColumn ?? 'tenant_id',
-      declaredTables: () => (db && db.tenancy.mode === 'row' ? db.tenancy.tenantTables : []),
+      declaredTables: () =>
+        db && (db.tenancy.mode === 'row' || db.tenancy.tiers !== undefined)
+          ? db.tenancy.tenantTables
+          : [],
       sharedTables: () => db?.tenancy.sharedTables ?? [],
       tenantsTable: typeof storeTable === 'string' ? storeTable : DEFAULT_TENANTS_TABLE,
       ...(options.rlsSetting !== undefined ? { rlsSetting: options.rlsSetting } : {}),
@@ -234,6 +286,7 @@ export class TenantManager {
    */
   async create(input: CreateTenantInput): Promise<TenantRecord> {
     const id = assertValidTenantId(input.id, 'new tenant');
+    const requested = requestedIsolation(input);
     const existing = await this.#store.findById(id);
     if (existing?.status === 'deleted') {
       throw new TenantStateError(
@@ -241,18 +294,21 @@ export class TenantManager {
       );
     }
     if (existing === undefined) {
-      const left = await this.#leftovers(this.#placeholder(id, input.isolation));
+      const left = await this.#leftovers(this.#placeholder(id, requested, input.server));
       if (left) {
         throw new TenantStateError(
           `Cannot create tenant "${id}" because data of an earlier tenant with this id is left (${left}). Purge it first: purge("${id}").`,
         );
       }
     }
+    const isolation = this.#placement.initialIsolation(id, requested, input.server);
+    // Data residency before anything is stored: a pinned tenant is never created outside its region.
+    this.#placement.assertResidency({ id, isolation });
     const created = await this.#store.create({
       id,
       name: input.name ?? id,
       status: 'provisioning',
-      isolation: this.#placement.initialIsolation(id, input.isolation),
+      isolation,
       config: input.config ?? {},
     });
     await this.#changed(created);
@@ -276,8 +332,9 @@ export class TenantManager {
     let created = false;
     try {
       created = await this.#placement.ensureStorage(tenant);
-      if (this.#fleet && this.#placement.mode !== 'row') await this.#fleet.migrateTenant(tenant);
-      if (this.#options.seed && fresh && this.#placement.mode === 'row') {
+      const tier = this.#placement.tierOf(tenant);
+      if (this.#fleet && tier !== 'row') await this.#fleet.migrateTenant(tenant);
+      if (this.#options.seed && fresh && tier === 'row') {
         const seed = this.#options.seed;
         const db = this.#options.db as TenantKnex;
         await runWithTenant(tenant, () => db.transaction((trx) => seed(trx, tenant)));
@@ -462,12 +519,16 @@ export class TenantManager {
     return rows.length > 0 ? describeRowsLeft(rows) : undefined;
   }
 
-  #placeholder(id: string, isolation: CreateTenantInput['isolation']): TenantRecord {
+  #placeholder(
+    id: string,
+    isolation: CreateTenantInput['isolation'],
+    server?: string | undefined,
+  ): TenantRecord {
     return {
       id,
       name: id,
       status: 'deleted',
-      isolation: this.#placement.initialIsolation(id, isolation),
+      isolation: this.#placement.initialIsolation(id, isolation, server),
       config: {},
     };
   }

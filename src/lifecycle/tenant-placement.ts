@@ -1,5 +1,5 @@
 import knexFactory, { type Knex } from 'knex';
-import type { TenantIsolationSettings, TenantRecord } from '../context/tenant-record';
+import type { TenantIsolationSettings, TenantRecord, TenantTier } from '../context/tenant-record';
 import { TenantUnavailableError } from '../errors';
 import {
   envCredentialsResolver,
@@ -16,10 +16,12 @@ import {
   tenantDatabaseName,
 } from '../isolation/database/tenant-database-name';
 import { DEFAULT_SCHEMA_PREFIX, tenantSchemaName } from '../isolation/schema/tenant-schema-name';
+import { tenantTierOf } from '../isolation/tiered/tenant-tier';
 import type { IsolationMode } from '../isolation/with-tenancy-options';
 import { toTenancyLogger, type TenancyLogger, type TenancyLoggerInput } from '../logger';
 import { inSchema } from './migration-sources';
 import { quoteInput } from '../message-text';
+import { assertResidencyPolicy, assertServerAllowedForTenant } from './tenant-residency';
 
 /** Name of the per-tenant Knex migration ledger (in each schema or database). */
 export const TENANT_MIGRATIONS_TABLE = 'tenantry_migrations';
@@ -30,8 +32,19 @@ export const TENANT_MIGRATIONS_TABLE = 'tenantry_migrations';
  * a tenant record that points elsewhere is refused before anything is sent.
  */
 export interface TenantPlacementOptions extends TenantPlacementPolicy {
-  /** The isolation mode. Default: `row`. */
+  /** The isolation mode; with `tiers`, the default tier of new tenants. Default: `row`. */
   readonly mode?: IsolationMode | undefined;
+  /**
+   * Mixed fleets (tiered tenancy): each tenant on its record's tier
+   * (`isolation.tier`, else `mode`); new tenants get their tier stored.
+   * Default: `false` (every tenant on `mode`).
+   */
+  readonly tiers?: boolean | undefined;
+  /**
+   * Region label of the central server (data residency): row- and
+   * schema-tier tenants pinned to another region are refused. Default: none.
+   */
+  readonly centralRegion?: string | undefined;
   /** Schema prefix (schema mode). Default: `tenant_`. */
   readonly schemaPrefix?: string | undefined;
   /** Database prefix (database mode). Default: `tenant_`. */
@@ -75,6 +88,9 @@ function baseConnection(knex: Knex): Record<string, unknown> {
  */
 export class TenantPlacement {
   readonly mode: IsolationMode;
+  /** Whether tenants live on their record's tier (mixed fleet). */
+  readonly tiers: boolean;
+  readonly #centralRegion: string | undefined;
   readonly #central: Knex;
   readonly #schemaPrefix: string;
   readonly #databasePrefix: string;
@@ -90,33 +106,89 @@ export class TenantPlacement {
         `Cannot use isolation mode ${quoteInput(this.mode)} because it is unknown. Use "row", "schema" or "database".`,
       );
     }
+    if (options.tiers !== undefined && typeof options.tiers !== 'boolean') {
+      throw new TypeError('Cannot use option tiers because it must be true or false.');
+    }
+    this.tiers = options.tiers === true;
+    this.#centralRegion = options.centralRegion;
     this.#central = central;
     this.#schemaPrefix = options.schemaPrefix ?? DEFAULT_SCHEMA_PREFIX;
     this.#databasePrefix = options.databasePrefix ?? DEFAULT_DATABASE_PREFIX;
     this.#credentials = options.credentials ?? envCredentialsResolver;
     this.#log = knexLogTo(toTenancyLogger(options.logger));
     this.#policy = { servers: options.servers ?? {}, passwordRefs: options.passwordRefs ?? {} };
-    if (this.mode === 'database') this.#rulesOf(); // validates the servers at start-up
+    assertResidencyPolicy({ servers: this.#policy.servers, centralRegion: this.#centralRegion });
+    // Validates the servers at start-up. A mixed fleet checks them on its first
+    // database-tier tenant: an app without one need not give knex a connection object.
+    if (this.mode === 'database') this.#rulesOf();
     tenantSchemaName({ id: 'probe' }, this.#schemaPrefix);
     tenantDatabaseName('probe', this.#databasePrefix);
   }
 
-  /** The isolation settings a new tenant gets (stored on its record). */
+  /**
+   * The tier a tenant lives on: its record's (mixed fleet), else the mode.
+   * An unknown tier in a record is 503 `TENANT_UNAVAILABLE`.
+   */
+  tierOf(tenant: Pick<TenantRecord, 'id' | 'isolation'>): TenantTier {
+    return this.tiers ? tenantTierOf(tenant, this.mode) : this.mode;
+  }
+
+  /**
+   * Data residency: 409 `TENANT_REGION_MISMATCH` when the tenant is pinned
+   * to a region and its storage (by tier and server) is outside it.
+   */
+  assertResidency(tenant: Pick<TenantRecord, 'id' | 'isolation'>): void {
+    const server =
+      this.tierOf(tenant) === 'database' ? tenant.isolation.database?.server : undefined;
+    assertServerAllowedForTenant(tenant, server, {
+      servers: this.#policy.servers,
+      centralRegion: this.#centralRegion,
+    });
+  }
+
+  /**
+   * The isolation settings a new tenant gets (stored on its record);
+   * `server` places a database-tier tenant on a server of the map.
+   */
   initialIsolation(
     id: string,
     given: TenantIsolationSettings | undefined,
+    server?: string | undefined,
   ): TenantIsolationSettings {
-    if (this.mode === 'schema') {
+    if (given?.tier !== undefined && !this.tiers && given.tier !== this.mode) {
+      throw new TypeError(
+        `Cannot put tenant "${id}" on the ${String(given.tier)} tier because every tenant is on the ${this.mode} tier. ` +
+          'Turn tiers on (isolation.tiers) to mix tiers.',
+      );
+    }
+    const tier = this.tierOf({ id, isolation: given ?? {} });
+    if (server !== undefined && tier !== 'database') {
+      throw new TypeError(
+        `Cannot put tenant "${id}" on server ${quoteInput(server)} because it is on the ${tier} tier, which lives on the central server. Use the database tier.`,
+      );
+    }
+    const tiered: TenantIsolationSettings | undefined = this.tiers ? { ...given, tier } : given;
+    return this.#initialFor(tier, id, tiered, server);
+  }
+
+  #initialFor(
+    tier: TenantTier,
+    id: string,
+    given: TenantIsolationSettings | undefined,
+    server: string | undefined,
+  ): TenantIsolationSettings {
+    if (tier === 'schema') {
       return {
         ...given,
         schema: tenantSchemaName({ id, isolation: given ?? {} }, this.#schemaPrefix),
       };
     }
-    if (this.mode === 'database') {
+    if (tier === 'database') {
       return {
         ...given,
         database: {
           ...given?.database,
+          ...(server !== undefined ? { server } : {}),
           database: given?.database?.database ?? tenantDatabaseName(id, this.#databasePrefix),
         },
       };
@@ -126,7 +198,9 @@ export class TenantPlacement {
 
   /** Creates the schema/database if missing; returns whether it was created now. */
   async ensureStorage(tenant: TenantRecord): Promise<boolean> {
-    if (this.mode === 'schema') {
+    this.assertResidency(tenant);
+    const tier = this.tierOf(tenant);
+    if (tier === 'schema') {
       const schema = tenantSchemaName(tenant, this.#schemaPrefix);
       const { rows } = (await this.#central.raw('select 1 from pg_namespace where nspname = ?', [
         schema,
@@ -135,7 +209,7 @@ export class TenantPlacement {
       await this.#central.raw('create schema if not exists ??', [schema]);
       return true;
     }
-    if (this.mode === 'database') {
+    if (tier === 'database') {
       return this.#onServerOf(tenant, async (admin, database) => {
         if (await databaseExists(admin, database)) return false;
         try {
@@ -171,7 +245,7 @@ export class TenantPlacement {
    * host outside the configured ones reaches none, and nothing is connected).
    */
   reachable(tenant: TenantRecord): boolean {
-    if (this.mode !== 'database') return true;
+    if (this.tierOf(tenant) !== 'database') return true;
     try {
       this.#rulesOf().rules.targetOf(tenant);
       return true;
@@ -187,13 +261,14 @@ export class TenantPlacement {
    * created anew.
    */
   async storageExists(tenant: TenantRecord): Promise<boolean> {
-    if (this.mode === 'schema') {
+    const tier = this.tierOf(tenant);
+    if (tier === 'schema') {
       const { rows } = (await this.#central.raw('select 1 from pg_namespace where nspname = ?', [
         tenantSchemaName(tenant, this.#schemaPrefix),
       ])) as { rows: unknown[] };
       return rows.length > 0;
     }
-    if (this.mode === 'database') {
+    if (tier === 'database') {
       return this.#onServerOf(tenant, (admin, database) => databaseExists(admin, database));
     }
     return false;
@@ -201,8 +276,9 @@ export class TenantPlacement {
 
   /** Where the tenant's storage is, for messages: `schema "x"`, `database "y"`. */
   storageName(tenant: TenantRecord): string {
-    if (this.mode === 'schema') return `schema "${tenantSchemaName(tenant, this.#schemaPrefix)}"`;
-    if (this.mode === 'database') {
+    const tier = this.tierOf(tenant);
+    if (tier === 'schema') return `schema "${tenantSchemaName(tenant, this.#schemaPrefix)}"`;
+    if (tier === 'database') {
       return `database ${quoteInput(tenant.isolation.database?.database ?? tenantDatabaseName(tenant.id, this.#databasePrefix))}`;
     }
     return 'rows';
@@ -210,11 +286,12 @@ export class TenantPlacement {
 
   /** Drops the tenant's schema/database (rollback of a failed provisioning, or purge). */
   async dropStorage(tenant: TenantRecord): Promise<void> {
-    if (this.mode === 'schema') {
+    const tier = this.tierOf(tenant);
+    if (tier === 'schema') {
       await this.#central.raw('drop schema if exists ?? cascade', [
         tenantSchemaName(tenant, this.#schemaPrefix),
       ]);
-    } else if (this.mode === 'database') {
+    } else if (tier === 'database') {
       await this.#onServerOf(tenant, (admin, database) =>
         admin.raw('drop database if exists ?? with (force)', [database]),
       );
@@ -235,7 +312,8 @@ export class TenantPlacement {
       scopeSql: { schema?: string },
     ) => Promise<T>,
   ): Promise<T> {
-    if (this.mode === 'schema') {
+    const tier = this.tierOf(tenant);
+    if (tier === 'schema') {
       const schema = tenantSchemaName(tenant, this.#schemaPrefix);
       return work(
         migrationKnex,
@@ -247,7 +325,7 @@ export class TenantPlacement {
         { schema },
       );
     }
-    if (this.mode === 'database') {
+    if (tier === 'database') {
       const knex = this.#knexFor(await this.#connectionOf(tenant), 2);
       try {
         return await work(

@@ -9,6 +9,11 @@ export interface TenantServer {
   readonly host: string;
   /** Port. Default: `5432`. */
   readonly port?: number;
+  /**
+   * Region label (data residency): tenants pinned to a region are placed only
+   * on servers with that label. Default: none (no pinned tenant is placed here).
+   */
+  readonly region?: string | undefined;
 }
 
 /**

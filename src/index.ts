@@ -24,12 +24,19 @@ export {
   TenantProvisioningError,
   TenantStateError,
   TenantPurgeError,
+  TenantMoveError,
+  tenantMovingError,
+  TENANT_MOVING_SQLSTATE,
   TenantResolutionError,
   TokenKeysUnavailableError,
   DomainVerificationError,
   RequestInvalidError,
 } from './errors';
-export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
+export type {
+  TenancyErrorCode,
+  TenancyErrorOptions,
+  TenantUnavailableErrorOptions,
+} from './errors';
 
 // Logging
 export {
@@ -97,6 +104,7 @@ export {
   CENTRAL_MIGRATIONS_TABLE,
   DEFAULT_TENANTS_TABLE,
   DEFAULT_LEDGER_TABLE,
+  TENANT_MOVES_TABLE,
 } from './store/central-migrations';
 export type { CentralMigrationOptions } from './store/central-migrations';
 
@@ -252,7 +260,16 @@ export type {
   TenantLifecycleEvent,
   TenantConfigChangedEvent,
   TenantDeletedEvent,
+  TenantMoveEvent,
 } from './lifecycle/tenant-events';
+export { MOVE_STEPS } from './lifecycle/move/move-types';
+export type {
+  MoveTenantOptions,
+  TenantMove,
+  TenantMoveCheckpoint,
+  TenantMoveStatus,
+  TenantMoveStep,
+} from './lifecycle/move/move-types';
 export { TenantConfigService } from './lifecycle/tenant-config-service';
 export type { TenantConfigServiceOptions } from './lifecycle/tenant-config-service';
 export { TenantChangeNotifier } from './lifecycle/tenant-change-notifier';

@@ -413,6 +413,8 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     return step(req, { named: [], user: undefined }, 0);
   }
 
+  // Requests served during a move's write freeze (everything else is answered 503).
+  const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
   // The one status check jobs and scripts use too (runForTenant), so both refuse alike.
   const checkRecord = assertServableTenant;
 
@@ -537,6 +539,18 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       for (const n of named) n.accept?.(req);
     } catch (cause) {
       refuse(req, next, asCoded("a strategy's accept()", cause));
+      return;
+    }
+    // The write freeze of an online move: reads go on, writes wait for the switch.
+    if (context.tenant.status === 'moving' && !READ_METHODS.has(req.method)) {
+      refuse(
+        req,
+        next,
+        new TenantUnavailableError(
+          `Cannot write for tenant "${context.id}" because it is being moved. Retry in a moment.`,
+          { retryAfterSeconds: 1 },
+        ),
+      );
       return;
     }
     if (decision.again === true) {

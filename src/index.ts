@@ -111,7 +111,15 @@ export type { CentralMigrationOptions } from './store/central-migrations';
 // Isolation
 export { withTenancy } from './isolation/with-tenancy';
 export { TENANT_KNEX, registerTenantKnex } from './isolation/tenant-knex';
-export type { TenantKnex, TenancyInfo, UnscopedOptions } from './isolation/tenant-knex';
+export type {
+  TenantKnex,
+  TenancyInfo,
+  TenancyTiersInfo,
+  UnscopedOptions,
+} from './isolation/tenant-knex';
+export { tenantTierOf, isTenantTier, TENANT_TIERS } from './isolation/tiered/tenant-tier';
+export { createTieredTenantKnex } from './isolation/tiered/tiered-tenant-knex';
+export type { TieredTenantKnex } from './isolation/tiered/tiered-tenant-knex';
 export type {
   IsolationMode,
   WithTenancyOptions,

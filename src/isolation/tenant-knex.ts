@@ -1,11 +1,28 @@
 import type { Knex } from 'knex';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import type { TenantRecord, TenantTier } from '../context/tenant-record';
 import type { IsolationMode } from './with-tenancy-options';
 
 /** What {@link TenantKnex.unscoped} needs. */
 export interface UnscopedOptions {
   /** Why the tenant wall is crossed; goes to the audit event. Required, non-empty. */
   readonly reason: string;
+}
+
+/**
+ * How a tiered {@link TenantKnex} (`withTenancy(knex, { tiers: true })`)
+ * picks a tenant's tier.
+ *
+ * @example
+ * ```ts
+ * db.tenancy.tiers?.tierOf(record); // 'schema'
+ * ```
+ */
+export interface TenancyTiersInfo {
+  /** The tier of a record that names none: the instance's `mode`. */
+  readonly defaultTier: TenantTier;
+  /** The tier a record is served on (its `isolation.tier`, else `defaultTier`); throws `TENANT_UNAVAILABLE` for an unknown tier. */
+  tierOf(record: TenantRecord): TenantTier;
 }
 
 /**
@@ -17,8 +34,13 @@ export interface UnscopedOptions {
  * ```
  */
 export interface TenancyInfo {
-  /** The isolation mode. */
+  /** The isolation mode; with tiers, the default tier (see `tiers`). */
   readonly mode: IsolationMode;
+  /**
+   * Set when each tenant is served on its own tier (`tiers: true`): how the
+   * tier is picked. Default: `undefined` (every tenant on `mode`).
+   */
+  readonly tiers?: TenancyTiersInfo | undefined;
   /** The tenant column (row mode). */
   readonly tenantColumn: string;
   /** The declared (and, once discovered, the discovered) tenant tables. */

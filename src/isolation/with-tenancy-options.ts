@@ -74,8 +74,21 @@ export interface RlsOptions {
  * ```
  */
 export interface WithTenancyOptions {
-  /** The isolation mode. Default: `row`. */
+  /** The isolation mode; with `tiers`, the default tier of records that name none. Default: `row`. */
   readonly mode?: IsolationMode | undefined;
+  /**
+   * Serve each tenant on its own tier (tiered tenancy): a record's
+   * `isolation.tier` (`row`, `schema` or `database`, else `mode`) picks the
+   * engine of each statement, under the same verification as that mode
+   * alone. RLS and `allowRaw` apply to the row tier only; `discover` is
+   * refused (list `tenantTables`). Default: `false`.
+   *
+   * @example
+   * ```ts
+   * withTenancy(knex, { mode: 'row', tiers: true, tenantTables: ['documents'] });
+   * ```
+   */
+  readonly tiers?: boolean | undefined;
   /**
    * The tenant tables: a list of names, or `{ tables, discover }`.
    * Default: `[]` (then `discover` must be on, or nothing is tenant-scoped and

@@ -1,6 +1,8 @@
 import type { Knex } from 'knex';
+import { quoteValue } from '../message-text';
 import { createDatabaseTenantKnex } from './database/database-tenant-knex';
 import { createScopedKnex } from './scoped-knex';
+import { createTieredTenantKnex } from './tiered/tiered-tenant-knex';
 import type { TenantKnex } from './tenant-knex';
 import type { WithTenancyOptions } from './with-tenancy-options';
 
@@ -14,6 +16,8 @@ import type { WithTenancyOptions } from './with-tenancy-options';
  *   refused with `UNSAFE_QUERY` before any SQL is sent.
  * - `schema`: every tenant table reference is rewritten to the tenant's schema.
  * - `database`: each tenant has its own database and pool.
+ * - `tiers: true`: each tenant on its own tier (its record's `isolation.tier`,
+ *   else `mode`), every statement routed to that tier's engine.
  *
  * Statements on tenant tables with no active tenant throw
  * `TENANT_SCOPE_REQUIRED`. The base Knex is not changed: it stays unscoped.
@@ -32,7 +36,20 @@ export function withTenancy(knex: Knex, options: WithTenancyOptions = {}): Tenan
   if (typeof knex !== 'function' || typeof knex.client !== 'object') {
     throw new TypeError('withTenancy(knex, options) needs a Knex instance as its first argument.');
   }
+  if (options.tiers !== undefined && typeof options.tiers !== 'boolean') {
+    throw new TypeError(
+      `Cannot use tiers=${quoteValue(options.tiers)} because it must be true or false.`,
+    );
+  }
   const mode = options.mode ?? 'row';
+  if (options.tiers === true) {
+    if (!['row', 'schema', 'database'].includes(mode)) {
+      throw new TypeError(
+        `Cannot use isolation mode "${String(mode)}" as the default tier because it is unknown. Use "row", "schema" or "database".`,
+      );
+    }
+    return createTieredTenantKnex(knex, options);
+  }
   switch (mode) {
     case 'row':
     case 'schema':

@@ -217,12 +217,15 @@ export class TenantManager {
       placement: options,
       migrations: options.migrations,
       defaultTier: this.#placement.mode,
+      // tenantry's own central tables (the migration ledger, the moves) hold no tenant data.
       rowTables: async () =>
-        (await this.#rows.tables()).map((t) => ({
-          schema: t.schema,
-          name: t.name,
-          column: t.columns.includes(tenantColumn) ? tenantColumn : (t.columns[0] as string),
-        })),
+        (await this.#rows.tables())
+          .filter((t) => !t.name.startsWith('tenantry_'))
+          .map((t) => ({
+            schema: t.schema,
+            name: t.name,
+            column: t.columns.includes(tenantColumn) ? tenantColumn : (t.columns[0] as string),
+          })),
       rlsSetting: options.rlsSetting ?? DEFAULT_RLS_SETTING,
       events: this.events,
       logger: this.#logger,

@@ -477,7 +477,9 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     }
     const source = chosen ?? first;
     const admitted = (): Maybe<Decision> =>
-      earlier !== undefined ? { named, context: earlier, again: true } : admit(named, source, user);
+      earlier !== undefined
+        ? { named, context: earlier, again: true }
+        : admit(named, source, user, req.method);
     if (user === undefined || source.trusted) return admitted();
     let answer: Maybe<boolean>;
     try {
@@ -501,8 +503,19 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     named: readonly Named[],
     chosen: Named,
     user: TenantUser | undefined,
+    method: string,
   ): Maybe<Decision> {
-    const build = (tenant: TenantRecord): Decision => ({
+    const build = (tenant: TenantRecord): Decision => {
+      // The write freeze of an online move: reads go on, writes wait for the switch.
+      if (tenant.status === 'moving' && !READ_METHODS.has(method)) {
+        throw new TenantUnavailableError(
+          `Cannot write for tenant "${tenant.id}" because it is being moved. Retry in a moment.`,
+          { retryAfterSeconds: 1 },
+        );
+      }
+      return buildDecision(tenant);
+    };
+    const buildDecision = (tenant: TenantRecord): Decision => ({
       named,
       context: new TenantContext(
         user !== undefined
@@ -539,18 +552,6 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       for (const n of named) n.accept?.(req);
     } catch (cause) {
       refuse(req, next, asCoded("a strategy's accept()", cause));
-      return;
-    }
-    // The write freeze of an online move: reads go on, writes wait for the switch.
-    if (context.tenant.status === 'moving' && !READ_METHODS.has(req.method)) {
-      refuse(
-        req,
-        next,
-        new TenantUnavailableError(
-          `Cannot write for tenant "${context.id}" because it is being moved. Retry in a moment.`,
-          { retryAfterSeconds: 1 },
-        ),
-      );
       return;
     }
     if (decision.again === true) {

@@ -48,6 +48,14 @@ export interface MoveTenantOptions {
    * gives up (the move then rolls back). Default: `10000`.
    */
   readonly freezeTimeoutMs?: number | undefined;
+  /**
+   * How long the source stays (write-frozen) after the switch before it is
+   * removed, so an instance still routing by a stale cached record gets a
+   * 503 for a write instead of writing to a source about to go. The
+   * notifier invalidates caches within milliseconds; this covers its
+   * delivery. Default: `1000`.
+   */
+  readonly drainMs?: number | undefined;
 }
 
 /** What the step record of a move keeps between steps (and across a restart). */

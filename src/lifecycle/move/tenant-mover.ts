@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Knex } from 'knex';
 import pg from 'pg';
 import type {
@@ -70,6 +71,7 @@ export interface TenantMoverContext {
 }
 
 const DEFAULT_FREEZE_TIMEOUT_MS = 10_000;
+const DEFAULT_DRAIN_MS = 1000;
 
 function stepIndex(step: TenantMoveStep): number {
   return MOVE_STEPS.indexOf(step);
@@ -146,12 +148,21 @@ export class TenantMover {
         );
       }
       await this.#emit('tenant.move_started', tenant, move);
-      return this.#run(tenant.id, move, options.freezeTimeoutMs ?? DEFAULT_FREEZE_TIMEOUT_MS);
+      return this.#run(
+        tenant.id,
+        move,
+        options.freezeTimeoutMs ?? DEFAULT_FREEZE_TIMEOUT_MS,
+        options.drainMs ?? DEFAULT_DRAIN_MS,
+      );
     });
   }
 
   /** Runs the steps after the last recorded one of the tenant's open move. */
-  async resume(id: string, freezeTimeoutMs = DEFAULT_FREEZE_TIMEOUT_MS): Promise<TenantMove> {
+  async resume(
+    id: string,
+    freezeTimeoutMs = DEFAULT_FREEZE_TIMEOUT_MS,
+    drainMs = DEFAULT_DRAIN_MS,
+  ): Promise<TenantMove> {
     assertCopyStreams();
     return this.#locked(id, async () => {
       const move = await this.#requireOpen(id);
@@ -160,7 +171,7 @@ export class TenantMover {
           `Cannot resume the move of tenant "${id}" because it is finished and only keeps its source. Clean it up.`,
         );
       }
-      return this.#run(id, move, freezeTimeoutMs);
+      return this.#run(id, move, freezeTimeoutMs, drainMs);
     });
   }
 
@@ -235,7 +246,12 @@ export class TenantMover {
     }
   }
 
-  async #run(id: string, initial: TenantMove, freezeTimeoutMs: number): Promise<TenantMove> {
+  async #run(
+    id: string,
+    initial: TenantMove,
+    freezeTimeoutMs: number,
+    drainMs: number,
+  ): Promise<TenantMove> {
     let move = initial;
     let tenant = await this.#record(id);
     let sides: Sides | undefined;
@@ -323,6 +339,7 @@ export class TenantMover {
       return move;
     }
     try {
+      if (drainMs > 0) await sleep(drainMs);
       move = await this.#removeSource(tenant, move);
     } catch (error) {
       const reason = describeError(error);
@@ -523,6 +540,17 @@ export class TenantMover {
 
   #targetOf(tenant: TenantRecord, options: MoveTenantOptions): TenantIsolationSettings {
     const tier = options.tier;
+    for (const key of ['freezeTimeoutMs', 'drainMs'] as const) {
+      const value = options[key];
+      if (
+        value !== undefined &&
+        !(typeof value === 'number' && Number.isFinite(value) && value >= 0)
+      ) {
+        throw new TypeError(
+          `Cannot move tenant "${tenant.id}" with ${key}=${String(value)} because it is not a number of milliseconds >= 0. Pass a number or leave it out.`,
+        );
+      }
+    }
     if (!['row', 'schema', 'database'].includes(tier)) {
       throw new TypeError(
         `Cannot move tenant "${tenant.id}" to tier ${JSON.stringify(tier)} because it is unknown. Use "row", "schema" or "database".`,

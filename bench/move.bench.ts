@@ -112,7 +112,15 @@ async function main(): Promise<void> {
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
+    const steps: string[] = [];
+    let last = performance.now();
+    manager.events.subscribe('tenant.move_checkpoint', ({ step }) => {
+      const now = performance.now();
+      steps.push(`${step} +${Math.round(now - last)} ms`);
+      last = now;
+    });
     t0 = performance.now();
+    last = t0;
     const move = await manager.move('big', { tier: 'schema', drainMs: 0 });
     const moveS = (performance.now() - t0) / 1000;
     writing = false;
@@ -129,6 +137,7 @@ async function main(): Promise<void> {
     console.log(
       `  write freeze:         ${freezeMs} ms  (goal < 1000 ms: ${freezeMs < 1000 ? 'met' : 'NOT met'}; ${(freezeMs / 1000 / baselineS).toFixed(3)} of the plain COPY time)`,
     );
+    console.log(`  steps:                ${steps.join(', ')}`);
     await db.destroy();
   } finally {
     await knex.destroy();

@@ -8,6 +8,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import express from 'express';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
@@ -177,6 +178,8 @@ export async function startMoveFixture(): Promise<MoveFixture> {
       await db.destroy?.();
       await knex.destroy();
       await second.stop();
+      // A named data directory in the project stays after stop(): this one is the run's own.
+      rmSync(second.dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -26,6 +26,7 @@ export type TenancyErrorCode =
   | 'TENANT_PROVISIONING_FAILED'
   | 'TENANT_STATE_INVALID'
   | 'TENANT_PURGE_FAILED'
+  | 'TENANT_MOVE_FAILED'
   | 'AUTHENTICATION_REQUIRED'
   | 'TENANT_RESOLUTION_FAILED'
   | 'TOKEN_KEYS_UNAVAILABLE'
@@ -174,12 +175,52 @@ export class TenantSuspendedError extends TenancyError {
  * ```
  */
 export class TenantUnavailableError extends TenancyError {
-  constructor(message: string, options?: TenancyErrorOptions) {
+  /** Seconds after which a retry may succeed (rendered as `Retry-After`), when known. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(message: string, options?: TenantUnavailableErrorOptions) {
     super('TENANT_UNAVAILABLE', 503, 'Tenant unavailable', message, {
       ...options,
       expose: options?.expose ?? true,
     });
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
+}
+
+/** Options of {@link TenantUnavailableError}. */
+export interface TenantUnavailableErrorOptions extends TenancyErrorOptions {
+  /** Seconds after which a retry may succeed; the error handler sends it as `Retry-After`. Default: none. */
+  retryAfterSeconds?: number | undefined;
+}
+
+/**
+ * The SQLSTATE the change-capture trigger of an online move raises for a
+ * write to a tenant whose move is in its write freeze (a user-defined code).
+ */
+export const TENANT_MOVING_SQLSTATE = 'T1M01';
+
+/**
+ * The 503 `TENANT_UNAVAILABLE` (with `Retry-After: 1`) for an error the
+ * database raised because the tenant is frozen by an online move (SQLSTATE
+ * {@link TENANT_MOVING_SQLSTATE}, also as a `cause`), else `undefined`.
+ *
+ * @example
+ * ```ts
+ * try { await db('documents').insert(doc); } catch (e) { throw tenantMovingError(e) ?? e; }
+ * ```
+ */
+export function tenantMovingError(error: unknown): TenantUnavailableError | undefined {
+  let e: unknown = error;
+  for (let depth = 0; depth < 4 && e !== null && typeof e === 'object'; depth += 1) {
+    if ((e as { code?: unknown }).code === TENANT_MOVING_SQLSTATE) {
+      return new TenantUnavailableError(
+        'Cannot write for this tenant because it is being moved (write freeze). Retry in a moment.',
+        { cause: error, retryAfterSeconds: 1 },
+      );
+    }
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }
 
 /**
@@ -389,6 +430,23 @@ export class TokenKeysUnavailableError extends TenancyError {
       expose: true,
       ...options,
     });
+  }
+}
+
+/**
+ * 500 `TENANT_MOVE_FAILED`: an online move of a tenant between tiers or
+ * servers stopped (a step failed, the target is down, the verification
+ * found a difference). The tenant is served from the source; the move's
+ * record says what is left to roll back.
+ *
+ * @example
+ * ```ts
+ * throw new TenantMoveError('Cannot move tenant "acme" because the target server is down. The tenant stays on its source.');
+ * ```
+ */
+export class TenantMoveError extends TenancyError {
+  constructor(message: string, options?: TenancyErrorOptions) {
+    super('TENANT_MOVE_FAILED', 500, 'Tenant move failed', message, options);
   }
 }
 

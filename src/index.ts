@@ -24,6 +24,9 @@ export {
   TenantProvisioningError,
   TenantStateError,
   TenantPurgeError,
+  TenantMoveError,
+  tenantMovingError,
+  TENANT_MOVING_SQLSTATE,
   TenantResolutionError,
   TokenKeysUnavailableError,
   DomainVerificationError,
@@ -33,7 +36,11 @@ export {
   UpgradeTimeoutError,
   TenantRegionMismatchError,
 } from './errors';
-export type { TenancyErrorCode, TenancyErrorOptions } from './errors';
+export type {
+  TenancyErrorCode,
+  TenancyErrorOptions,
+  TenantUnavailableErrorOptions,
+} from './errors';
 
 // Logging
 export {
@@ -101,6 +108,7 @@ export {
   CENTRAL_MIGRATIONS_TABLE,
   DEFAULT_TENANTS_TABLE,
   DEFAULT_LEDGER_TABLE,
+  TENANT_MOVES_TABLE,
 } from './store/central-migrations';
 export type { CentralMigrationOptions } from './store/central-migrations';
 
@@ -266,7 +274,16 @@ export type {
   TenantLifecycleEvent,
   TenantConfigChangedEvent,
   TenantDeletedEvent,
+  TenantMoveEvent,
 } from './lifecycle/tenant-events';
+export { MOVE_STEPS } from './lifecycle/move/move-types';
+export type {
+  MoveTenantOptions,
+  TenantMove,
+  TenantMoveCheckpoint,
+  TenantMoveStatus,
+  TenantMoveStep,
+} from './lifecycle/move/move-types';
 export { TenantConfigService } from './lifecycle/tenant-config-service';
 export type { TenantConfigServiceOptions } from './lifecycle/tenant-config-service';
 export { TenantChangeNotifier } from './lifecycle/tenant-change-notifier';

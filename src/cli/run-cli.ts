@@ -54,6 +54,10 @@ Commands:
   tenants archive <id> [--reason text]
   tenants delete <id> [--reason text] [--purge [--yes]]
   tenants purge <id> [--yes]        purge a deleted tenant again, or data left without a record
+  tenants move <id> --tier row|schema|database [--server name] [--keep-source]
+                                    move a tenant online to another tier or database server
+  tenants move <id> --resume | --rollback | --cleanup
+                                    finish, undo, or drop the kept source of an interrupted move
   migrate [--tenant id] [--concurrency n] [--dry-run]
   migrate status [--tenant id]
 
@@ -94,6 +98,11 @@ const OPTIONS = {
   yes: { type: 'boolean' },
   'no-provision': { type: 'boolean' },
   'dry-run': { type: 'boolean' },
+  server: { type: 'string' },
+  'keep-source': { type: 'boolean' },
+  resume: { type: 'boolean' },
+  rollback: { type: 'boolean' },
+  cleanup: { type: 'boolean' },
   json: { type: 'boolean' },
   version: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -131,6 +140,7 @@ const COMMANDS: Readonly<Record<string, readonly OptionName[]>> = {
   'tenants archive': ['reason'],
   'tenants delete': ['reason', 'purge', 'yes'],
   'tenants purge': ['yes'],
+  'tenants move': ['tier', 'server', 'keep-source', 'resume', 'rollback', 'cleanup'],
   migrate: ['tenant', 'concurrency', 'dry-run'],
   'migrate status': ['tenant'],
 };
@@ -313,6 +323,34 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       throw new UsageError(
         `Cannot use --database-server ${quoteInput(server)} because it is not a server name. Use 1-63 of [A-Za-z0-9_.-], as in tenancy.isolation.database.servers.`,
       );
+    }
+    if (command === 'tenants move') {
+      const modes = (['resume', 'rollback', 'cleanup'] as const).filter((m) => values[m] === true);
+      const tier = values.tier;
+      if (modes.length > 1 || (modes.length === 1 && tier !== undefined)) {
+        throw new UsageError(
+          'Cannot combine --tier, --resume, --rollback and --cleanup. Give one of them.',
+        );
+      }
+      if (
+        modes.length === 0 &&
+        (tier === undefined || !['row', 'schema', 'database'].includes(tier))
+      ) {
+        throw new UsageError(
+          `Cannot move a tenant to tier ${quoteInput(tier ?? '')}. Use --tier row, schema or database (or --resume, --rollback, --cleanup).`,
+        );
+      }
+      if (
+        values.server !== undefined &&
+        (tier !== 'database' || !SERVER_NAME.test(values.server))
+      ) {
+        throw new UsageError(
+          `Cannot use --server ${quoteInput(values.server)}: it needs --tier database and a name of [A-Za-z0-9_.-], as in tenancy.isolation.database.servers.`,
+        );
+      }
+      if (values['keep-source'] === true && tier === undefined) {
+        throw new UsageError('Cannot use --keep-source without --tier.');
+      }
     }
     const port = values['database-port'];
     if (server !== undefined && (host !== undefined || port !== undefined)) {
@@ -517,6 +555,28 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
             }),
           );
           break;
+        case 'tenants move': {
+          const move = values.resume
+            ? await manager.resumeMove(id)
+            : values.rollback
+              ? await manager.rollbackMove(id)
+              : values.cleanup
+                ? await manager.cleanupMove(id)
+                : await manager.move(id, {
+                    tier: values.tier as TenantTier,
+                    ...(values.server !== undefined ? { server: values.server } : {}),
+                    ...(values['keep-source'] === true ? { keepSource: true } : {}),
+                  });
+          out(
+            json
+              ? JSON.stringify(move)
+              : `${id}\tmove ${move.status}\tstep ${move.step}\t${move.target.tier ?? ''}` +
+                  (move.checkpoint.freezeMs !== undefined
+                    ? `\tfreeze ${move.checkpoint.freezeMs} ms`
+                    : ''),
+          );
+          break;
+        }
         case 'tenants purge':
           await confirmPurge(id);
           await manager.purge(id);

@@ -15,7 +15,8 @@ import { quoteInput } from '../message-text';
 /**
  * Throws what HTTP answers for a tenant that may not be served: 404
  * `TENANT_NOT_FOUND` when unknown or `deleted`, 403 `TENANT_SUSPENDED` for
- * any status but `active`. Returns the record otherwise.
+ * any status but `active` and `moving` (an online move's write freeze, when
+ * reads are served). Returns the record otherwise.
  *
  * @example
  * ```ts
@@ -26,7 +27,8 @@ export function assertServableTenant(id: string, record: TenantRecord | undefine
   if (record === undefined || record.status === 'deleted') {
     throw new TenantNotFoundError(`Cannot find tenant ${quoteInput(id)}. Check the tenant id.`);
   }
-  if (record.status !== 'active') {
+  // `moving`: served; writes are refused during the freeze (503 by resolveTenant, and by the database).
+  if (record.status !== 'active' && record.status !== 'moving') {
     throw new TenantSuspendedError(
       `Cannot serve tenant ${quoteInput(id)} because it is ${record.status.replace('_', ' ')}. Contact its administrator.`,
     );

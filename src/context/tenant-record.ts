@@ -1,10 +1,18 @@
 /**
- * The lifecycle status of a tenant. Only `active` tenants are served by
- * `resolveTenant()`; every other status is refused with `TENANT_SUSPENDED`
+ * The lifecycle status of a tenant. `active` tenants are served by
+ * `resolveTenant()`; a `moving` tenant (the write freeze of an online move)
+ * is served for reads while writes are answered 503 `TENANT_UNAVAILABLE`
+ * with `Retry-After`; every other status is refused with `TENANT_SUSPENDED`
  * (or `TENANT_NOT_FOUND` for `deleted`).
  */
 export type TenantStatus =
-  'active' | 'suspended' | 'archived' | 'provisioning' | 'provisioning_failed' | 'deleted';
+  | 'active'
+  | 'moving'
+  | 'suspended'
+  | 'archived'
+  | 'provisioning'
+  | 'provisioning_failed'
+  | 'deleted';
 
 /** Where a tenant's own database lives (database isolation mode). */
 export interface TenantDatabaseSettings {

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler, NextFunction, Request, Response } from 'express';
-import { TenancyError } from '../errors';
+import { TenancyError, TenantUnavailableError, tenantMovingError } from '../errors';
 import {
   tenantLogFields,
   toTenancyLogger,
@@ -156,15 +156,17 @@ export function tenancyErrorHandler(options: TenancyErrorHandlerOptions = {}): E
   }
 
   return function tenancyErrorHandlerMiddleware(
-    err: unknown,
+    raw: unknown,
     req: Request,
     res: Response,
     next: NextFunction,
   ): void {
     if (res.headersSent) {
-      next(err);
+      next(raw);
       return;
     }
+    // A write the database refused during a move's write freeze is a 503 with Retry-After, not a 500.
+    const err = raw instanceof TenancyError ? raw : (tenantMovingError(raw) ?? raw);
     if (!(err instanceof TenancyError)) {
       const http = httpErrors ? asHttpError(err) : undefined;
       if (http === undefined) {
@@ -201,6 +203,9 @@ export function tenancyErrorHandler(options: TenancyErrorHandlerOptions = {}): E
       reason: err.message,
       ...(cause !== undefined ? { cause } : {}),
     });
+    if (err instanceof TenantUnavailableError && err.retryAfterSeconds !== undefined) {
+      res.set('Retry-After', String(Math.max(0, Math.ceil(err.retryAfterSeconds))));
+    }
     if (err.code === 'TOKEN_INVALID' || err.code === 'TOKEN_EXPIRED') {
       res.set('WWW-Authenticate', 'Bearer error="invalid_token"');
     }

@@ -1,5 +1,6 @@
 import type { TenantRecord, TenantStatus } from '../context/tenant-record';
 import { silentLogger, type TenancyLogger } from '../logger';
+import type { TenantMove, TenantMoveStep } from './move/move-types';
 
 /** What every lifecycle event carries. */
 export interface TenantLifecycleEvent {
@@ -22,6 +23,18 @@ export interface TenantDeletedEvent extends TenantLifecycleEvent {
   readonly purged: boolean;
 }
 
+/** `tenant.move_*`: an online move, at the step it reached. */
+export interface TenantMoveEvent extends TenantLifecycleEvent {
+  /** The move as recorded. */
+  readonly move: TenantMove;
+  /** The last step completed. */
+  readonly step: TenantMoveStep;
+  /** Why it failed (`tenant.move_failed`). */
+  readonly error?: string | undefined;
+  /** Whether a failed move was rolled back to the source (`tenant.move_failed`). */
+  readonly rolledBack?: boolean | undefined;
+}
+
 /** Every lifecycle event and its payload type. */
 export interface TenantEventMap {
   'tenant.created': TenantLifecycleEvent;
@@ -31,6 +44,10 @@ export interface TenantEventMap {
   'tenant.archived': TenantLifecycleEvent;
   'tenant.deleted': TenantDeletedEvent;
   'tenant.config_changed': TenantConfigChangedEvent;
+  'tenant.move_started': TenantMoveEvent;
+  'tenant.move_checkpoint': TenantMoveEvent;
+  'tenant.move_succeeded': TenantMoveEvent;
+  'tenant.move_failed': TenantMoveEvent;
 }
 
 /** A lifecycle event name. */

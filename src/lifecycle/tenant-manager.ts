@@ -38,6 +38,9 @@ import { TenantPlacement, type TenantPlacementOptions, type TenantSeed } from '.
 import { assertRegionLabel } from './tenant-residency';
 import { isTenantTier } from '../isolation/tiered/tenant-tier';
 import { TenantRows, describeRowsLeft } from './tenant-rows';
+import type { MoveTenantOptions, TenantMove } from './move/move-types';
+import { TenantMover } from './move/tenant-mover';
+import { DEFAULT_RLS_SETTING } from '../isolation/rls/row-level-security';
 
 /** Something that caches tenants and can forget one (e.g. `CachedTenantStore`, `TenantConfigService`). */
 export interface TenantCacheInvalidator {
@@ -225,6 +228,7 @@ export class TenantManager {
   readonly #fleet: FleetMigrator | undefined;
   readonly #logger: TenancyLogger;
   readonly #rows: TenantRows;
+  readonly #mover: TenantMover;
 
   constructor(@inject(TENANT_MANAGER_OPTIONS) options: TenantManagerOptions) {
     if (!options || typeof options.knex !== 'function' || !options.store) {
@@ -258,6 +262,27 @@ export class TenantManager {
     this.#fleet = options.migrations
       ? new FleetMigrator(options.knex, { ...options, migrations: options.migrations })
       : undefined;
+    const tenantColumn = db?.tenancy.tenantColumn ?? 'tenant_id';
+    this.#mover = new TenantMover({
+      knex: options.knex,
+      store: options.store,
+      placement: options,
+      migrations: options.migrations,
+      defaultTier: this.#placement.mode,
+      // tenantry's own central tables (the migration ledger, the moves) hold no tenant data.
+      rowTables: async () =>
+        (await this.#rows.tables())
+          .filter((t) => !t.name.startsWith('tenantry_'))
+          .map((t) => ({
+            schema: t.schema,
+            name: t.name,
+            column: t.columns.includes(tenantColumn) ? tenantColumn : (t.columns[0] as string),
+          })),
+      rlsSetting: options.rlsSetting ?? DEFAULT_RLS_SETTING,
+      events: this.events,
+      logger: this.#logger,
+      changed: (tenant) => this.#changed(tenant),
+    });
   }
 
   /** The isolation mode. */
@@ -669,6 +694,86 @@ export class TenantManager {
     for (const cache of this.#options.caches ?? []) cache.invalidateDomain?.(host);
     await this.#changed(updated);
     return updated;
+  }
+
+  /**
+   * Moves an active tenant online to another tier (`row`, `schema`,
+   * `database`) or database server: creates the target (tenant migrations
+   * applied), installs change capture on the source, copies its tables with
+   * `COPY` (foreign-key order), freezes its writes (status `moving`: reads
+   * served, writes 503 `TENANT_UNAVAILABLE` with `Retry-After`, refused by the
+   * database too), applies the changes captured meanwhile, verifies row
+   * counts and checksums per table, switches the record (caches invalidated
+   * on every instance) and removes the source (unless `keepSource`). Every
+   * step is recorded (`tenantry_tenant_moves`); a failure before the switch
+   * rolls back to the source and throws 500 `TENANT_MOVE_FAILED`; a move whose
+   * process died is finished by {@link resumeMove} or undone by
+   * {@link rollbackMove}. Emits `tenant.move_started|checkpoint|succeeded|failed`.
+   *
+   * @example
+   * ```ts
+   * const move = await tenants.move('acme', { tier: 'database', server: 'eu-1' });
+   * console.log(move.status, move.checkpoint.freezeMs);
+   * ```
+   */
+  async move(id: string, options: MoveTenantOptions): Promise<TenantMove> {
+    if (options === null || typeof options !== 'object') {
+      throw new TypeError(
+        'Cannot move a tenant without options. Pass { tier: "row" | "schema" | "database" }.',
+      );
+    }
+    const tenant = await this.get(id);
+    return this.#mover.move(tenant, options);
+  }
+
+  /**
+   * Finishes a tenant's open move from its last recorded step (after its
+   * process died, or a failure after the switch).
+   *
+   * @example
+   * ```ts
+   * await tenants.resumeMove('acme');
+   * ```
+   */
+  async resumeMove(id: string): Promise<TenantMove> {
+    return this.#mover.resume(assertValidTenantId(id, 'tenant id'));
+  }
+
+  /**
+   * Undoes a tenant's open move that is not switched yet: writes allowed on
+   * the source again, its change capture removed, the target dropped.
+   *
+   * @example
+   * ```ts
+   * await tenants.rollbackMove('acme');
+   * ```
+   */
+  async rollbackMove(id: string): Promise<TenantMove> {
+    return this.#mover.rollback(assertValidTenantId(id, 'tenant id'));
+  }
+
+  /**
+   * Removes the source a move kept (`keepSource: true`) and finishes it.
+   *
+   * @example
+   * ```ts
+   * await tenants.cleanupMove('acme');
+   * ```
+   */
+  async cleanupMove(id: string): Promise<TenantMove> {
+    return this.#mover.cleanup(assertValidTenantId(id, 'tenant id'));
+  }
+
+  /**
+   * The moves of a tenant, newest first (status, last step, checkpoint data).
+   *
+   * @example
+   * ```ts
+   * const [last] = await tenants.moves('acme');
+   * ```
+   */
+  async moves(id: string): Promise<TenantMove[]> {
+    return this.#mover.history(assertValidTenantId(id, 'tenant id'));
   }
 
   /** Migrates the fleet (see `FleetMigrator.migrateTenants`). */

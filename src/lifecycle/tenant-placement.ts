@@ -344,6 +344,17 @@ export class TenantPlacement {
     );
   }
 
+  /**
+   * The node-postgres connection config that reaches the tenant's storage:
+   * its own database in database mode (after the placement checks, password
+   * resolved), the base connection otherwise. Used by online moves, which
+   * stream `COPY` over plain clients.
+   */
+  async connectionConfig(tenant: TenantRecord): Promise<Record<string, unknown>> {
+    if (this.mode === 'database') return this.#connectionOf(tenant);
+    return { ...this.#rulesOf().base };
+  }
+
   #rulesOf(): { base: Record<string, unknown>; rules: TenantPlacementRules } {
     if (this.#rules === undefined) {
       const base = baseConnection(this.#central);

@@ -447,6 +447,8 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     return step(req, { named: [], user: undefined }, 0);
   }
 
+  // Requests served during a move's write freeze (everything else is answered 503).
+  const READ_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS']);
   // The one status check jobs and scripts use too (runForTenant), so both refuse alike.
   const checkRecord = assertServableTenant;
 
@@ -509,7 +511,9 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     }
     const source = chosen ?? first;
     const admitted = (): Maybe<Decision> =>
-      earlier !== undefined ? { named, context: earlier, again: true } : admit(named, source, user);
+      earlier !== undefined
+        ? { named, context: earlier, again: true }
+        : admit(named, source, user, req.method);
     if (user === undefined || source.trusted) return admitted();
     let answer: Maybe<boolean>;
     try {
@@ -533,8 +537,19 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     named: readonly Named[],
     chosen: Named,
     user: TenantUser | undefined,
+    method: string,
   ): Maybe<Decision> {
-    const build = (tenant: TenantRecord): Decision => ({
+    const build = (tenant: TenantRecord): Decision => {
+      // The write freeze of an online move: reads go on, writes wait for the switch.
+      if (tenant.status === 'moving' && !READ_METHODS.has(method)) {
+        throw new TenantUnavailableError(
+          `Cannot write for tenant "${tenant.id}" because it is being moved. Retry in a moment.`,
+          { retryAfterSeconds: 1 },
+        );
+      }
+      return buildDecision(tenant);
+    };
+    const buildDecision = (tenant: TenantRecord): Decision => ({
       named,
       context: new TenantContext(
         user !== undefined

@@ -13,6 +13,8 @@ export interface CentralMigrationOptions {
 export const DEFAULT_TENANTS_TABLE = 'tenants';
 /** Default name of the central per-tenant migration ledger. */
 export const DEFAULT_LEDGER_TABLE = 'tenantry_tenant_migrations';
+/** Name of the central table that records every online move of a tenant, step by step. */
+export const TENANT_MOVES_TABLE = 'tenantry_tenant_moves';
 /** Default name of Knex's own ledger of the central migrations. */
 export const CENTRAL_MIGRATIONS_TABLE = 'tenantry_central_migrations';
 
@@ -87,6 +89,57 @@ const MIGRATIONS: readonly CentralMigration[] = [
         t.dropIndex(['domains'], `${tenants}_domains_idx`);
         t.dropChecks([`${tenants}_domains_array`]);
         t.dropColumn('domains');
+      });
+    },
+  },
+  {
+    // Online moves between tiers (issue 17): the `moving` status (the write
+    // freeze) and the durable step record a killed move resumes or rolls back from.
+    name: '0003_tenant_moves',
+    async up(knex, tenants) {
+      await knex.schema.alterTable(tenants, (t) => {
+        t.dropChecks([`${tenants}_status_known`]);
+        t.check(
+          `status in ('active','moving','suspended','archived','provisioning','provisioning_failed','deleted')`,
+          [],
+          `${tenants}_status_known`,
+        );
+      });
+      await knex.schema.createTable(TENANT_MOVES_TABLE, (t) => {
+        t.bigIncrements('id').primary();
+        t.text('tenant_id').notNullable();
+        t.jsonb('source').notNullable();
+        t.jsonb('target').notNullable();
+        t.boolean('keep_source').notNullable().defaultTo(false);
+        t.text('step').notNullable();
+        t.text('status').notNullable();
+        t.jsonb('checkpoint').notNullable().defaultTo('{}');
+        t.text('error');
+        t.timestamp('started_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+        t.timestamp('updated_at', { useTz: true }).notNullable().defaultTo(knex.fn.now());
+        t.timestamp('finished_at', { useTz: true });
+        t.check(
+          `status in ('running','failed','kept','succeeded','rolled_back')`,
+          [],
+          `${TENANT_MOVES_TABLE}_status_known`,
+        );
+        t.index(['tenant_id'], `${TENANT_MOVES_TABLE}_tenant_idx`);
+      });
+      // At most one open move per tenant: a second one waits for --resume, --rollback or --cleanup.
+      await knex.raw(
+        `create unique index ?? on ?? (tenant_id) where status in ('running','failed','kept')`,
+        [`${TENANT_MOVES_TABLE}_open_idx`, TENANT_MOVES_TABLE],
+      );
+    },
+    async down(knex, tenants) {
+      await knex.schema.dropTableIfExists(TENANT_MOVES_TABLE);
+      await knex.schema.alterTable(tenants, (t) => {
+        t.dropChecks([`${tenants}_status_known`]);
+        t.check(
+          `status in ('active','suspended','archived','provisioning','provisioning_failed','deleted')`,
+          [],
+          `${tenants}_status_known`,
+        );
       });
     },
   },

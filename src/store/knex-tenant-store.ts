@@ -31,6 +31,7 @@ interface TenantRow {
 
 const STATUSES: ReadonlySet<TenantStatus> = new Set([
   'active',
+  'moving',
   'suspended',
   'archived',
   'provisioning',

@@ -1,0 +1,261 @@
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import {
+  MOVE_STEPS,
+  TenantMoveError,
+  runWithTenant,
+  tenantMovingError,
+  type TenantMoveEvent,
+  type TenantMoveStep,
+  type TenantTier,
+} from '../../../src/index';
+import { startEmbeddedPostgres } from '../../../demo/embedded-postgres';
+import { seedTenant, startMoveFixture, type MoveFixture } from './move-fixture';
+
+const CHILD = path.join(__dirname, 'move-child.js');
+
+describe('TenantManager.move() faults: killed, target down, checksum mismatch', function () {
+  this.timeout(300_000);
+  let f: MoveFixture;
+  let n = 0;
+  const fresh = async (rows = 200) => {
+    n += 1;
+    const id = `fault-${n}-${f.run}`;
+    await seedTenant(f, id, rows);
+    return id;
+  };
+
+  before(async () => {
+    f = await startMoveFixture();
+  });
+  after(async () => {
+    await f?.close();
+  });
+
+  function killedAt(id: string, tier: TenantTier, server: string | undefined, step: string) {
+    return new Promise<number | null>((resolve, reject) => {
+      const child = spawn(
+        process.execPath,
+        [CHILD, f.centralUrl, JSON.stringify(f.servers), id, tier, server ?? '-', step],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('error', reject);
+      child.on('exit', (code, signal) => {
+        if (signal === 'SIGKILL') resolve(null);
+        else reject(new Error(`the mover was not killed at ${step} (exit ${code}): ${err}`));
+      });
+    });
+  }
+
+  async function get(id: string): Promise<{ status: number; titles: string[] }> {
+    const res = await fetch(`${f.baseUrl}/tasks`, { headers: { 'x-tenant-id': id } });
+    const body = (await res.json()) as { title: string }[];
+    return { status: res.status, titles: Array.isArray(body) ? body.map((r) => r.title) : [] };
+  }
+
+  async function post(id: string, title: string): Promise<Response> {
+    return fetch(`${f.baseUrl}/tasks`, {
+      method: 'POST',
+      headers: { 'x-tenant-id': id, 'content-type': 'application/json' },
+      body: JSON.stringify({ title }),
+    });
+  }
+
+  async function schemaExists(name: string): Promise<boolean> {
+    const { rows } = (await f.knex.raw('select 1 from pg_namespace where nspname = ?', [name])) as {
+      rows: unknown[];
+    };
+    return rows.length > 0;
+  }
+
+  const killSteps: TenantMoveStep[] = MOVE_STEPS.filter((s) => s !== 'source_removed');
+
+  for (const step of killSteps) {
+    it(`resumes a move to the schema tier whose mover was killed after "${step}"`, async () => {
+      const id = await fresh();
+      await killedAt(id, 'schema', undefined, step);
+      const open = await f.manager.moves(id);
+      expect(open[0]).to.include({ step, status: 'running' });
+      // Killed or not, the tenant is served: reads always, from one side.
+      const during = await get(id);
+      expect(during.status).to.equal(200);
+      expect(during.titles).to.have.length(200);
+      const frozen = ['frozen', 'applied', 'verified'].includes(step);
+      if (frozen) {
+        const refused = await post(id, `${id}:during`);
+        expect(refused.status).to.equal(503);
+        expect(refused.headers.get('retry-after')).to.equal('1');
+        // And at the database, for a writer that has not seen the status yet.
+        const record = await f.manager.get(id);
+        const project = (await f.knex('projects').where({ tenant_id: id }).first('id')) as {
+          id: string;
+        };
+        const error = await runWithTenant({ ...record, status: 'active' }, () =>
+          f.db('tasks').insert({ title: `${id}:stale`, project_id: project.id }),
+        ).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        expect((error as { code?: string }).code).to.equal('T1M01');
+        expect(tenantMovingError(error)).to.include({ status: 503, code: 'TENANT_UNAVAILABLE' });
+      }
+      const move = await f.manager.resumeMove(id);
+      expect(move).to.include({ status: 'succeeded', step: 'source_removed' });
+      const record = await f.manager.get(id);
+      expect(record).to.include({ status: 'active' });
+      expect(record.isolation.tier).to.equal('schema');
+      const after = await get(id);
+      expect(after.titles).to.have.length(200);
+      const left = await f.knex('tasks').where({ tenant_id: id }).count({ n: '*' });
+      expect(Number(left[0]?.n), 'rows left on the source').to.equal(0);
+      expect((await post(id, `${id}:after`)).status).to.equal(201);
+    });
+  }
+
+  for (const step of killSteps.filter((s) => s !== 'switched')) {
+    it(`rolls back a move to the second server killed after "${step}": the tenant stays on its source, writable`, async () => {
+      const id = await fresh();
+      await killedAt(id, 'database', 'second', step);
+      const move = await f.manager.rollbackMove(id);
+      expect(move.status).to.equal('rolled_back');
+      const record = await f.manager.get(id);
+      expect(record).to.include({ status: 'active' });
+      expect(record.isolation.tier ?? 'row').to.equal('row');
+      expect((await get(id)).titles).to.have.length(200);
+      expect((await post(id, `${id}:after`)).status).to.equal(201);
+      const target = await f.query(
+        'second',
+        'postgres',
+        'select 1 from pg_database where datname = $1',
+        [`tenant_${id.replace(/-/g, '_')}`],
+      );
+      expect(target.rows, 'the target database is dropped').to.deep.equal([]);
+      expect(await schemaExists('tenantry_move'), 'the capture is removed').to.equal(false);
+    });
+  }
+
+  it('refuses to roll back a switched move and finishes it on resume instead', async () => {
+    const id = await fresh();
+    await killedAt(id, 'schema', undefined, 'switched');
+    const refused = await f.manager.rollbackMove(id).catch((e: unknown) => e);
+    expect(refused).to.include({ code: 'TENANT_STATE_INVALID', status: 409 });
+    expect((await f.manager.resumeMove(id)).status).to.equal('succeeded');
+  });
+
+  it('rolls back on a checksum mismatch (a target row altered between copy and verify): the tenant ends on its source, served', async () => {
+    const id = await fresh();
+    const schema = `tenant_${id.replace(/-/g, '_')}`;
+    const failed: TenantMoveEvent[] = [];
+    const stopFailed = f.manager.events.subscribe('tenant.move_failed', (e) => {
+      failed.push(e);
+    });
+    const stop = f.manager.events.subscribe('tenant.move_checkpoint', async ({ step, tenant }) => {
+      if (tenant.id === id && step === 'applied') {
+        await f.knex.raw(
+          `update ??.tasks set title = title || '!' where id = (select id from ??.tasks limit 1)`,
+          [schema, schema],
+        );
+      }
+    });
+    const error = await f.manager.move(id, { tier: 'schema' }).catch((e: unknown) => e);
+    stop();
+    stopFailed();
+    expect(error).to.be.instanceOf(TenantMoveError);
+    expect(error).to.include({ code: 'TENANT_MOVE_FAILED', status: 500 });
+    expect((error as Error).message).to.match(/verification found table tasks different/);
+    expect(failed.map((e) => e.rolledBack)).to.deep.equal([true]);
+    const record = await f.manager.get(id);
+    expect(record.status).to.equal('active');
+    expect(record.isolation.tier ?? 'row').to.equal('row');
+    expect(await schemaExists(schema), 'the target schema is dropped').to.equal(false);
+    expect((await get(id)).titles.filter((t) => t.endsWith('!'))).to.deep.equal([]);
+    expect((await post(id, `${id}:after`)).status).to.equal(201);
+    expect((await f.manager.moves(id))[0]).to.include({ status: 'rolled_back' });
+  });
+
+  it('refuses bad moves with coded errors before touching anything', async () => {
+    const id = await fresh(1);
+    const bad = async (p: Promise<unknown>) => p.catch((e: unknown) => e);
+    expect(await bad(f.manager.move(id, { tier: 'cloud' as TenantTier }))).to.be.instanceOf(
+      TypeError,
+    );
+    expect(await bad(f.manager.move(id, { tier: 'row' }))).to.include({
+      code: 'TENANT_STATE_INVALID',
+    });
+    expect(await bad(f.manager.move(id, { tier: 'database', server: 'nowhere' }))).to.be.instanceOf(
+      TypeError,
+    );
+    expect(await bad(f.manager.move(id, { tier: 'schema', server: 'second' }))).to.be.instanceOf(
+      TypeError,
+    );
+    expect(await bad(f.manager.move(id, { tier: 'schema', drainMs: -1 }))).to.be.instanceOf(
+      TypeError,
+    );
+    expect(await bad(f.manager.resumeMove(id))).to.include({ code: 'TENANT_NOT_FOUND' });
+    await f.manager.suspend(id);
+    expect(await bad(f.manager.move(id, { tier: 'schema' }))).to.include({
+      code: 'TENANT_STATE_INVALID',
+    });
+    expect(await f.manager.moves(id)).to.deep.equal([]);
+  });
+
+  it('refuses to move a region-pinned tenant to storage outside its region (409 TENANT_REGION_MISMATCH), recording nothing', async () => {
+    const id = await fresh(1);
+    const record = await f.manager.get(id);
+    await f.store.update(id, { isolation: { ...record.isolation, region: 'mars' } });
+    const bad = async (p: Promise<unknown>) => p.catch((e: unknown) => e);
+    // The second server has no region label, so it is outside every region; so is the unlabelled central server.
+    expect(await bad(f.manager.move(id, { tier: 'database', server: 'second' }))).to.include({
+      status: 409,
+      code: 'TENANT_REGION_MISMATCH',
+    });
+    expect(await bad(f.manager.move(id, { tier: 'schema' }))).to.include({
+      code: 'TENANT_REGION_MISMATCH',
+    });
+    expect(await f.manager.moves(id)).to.deep.equal([]);
+    expect(await f.manager.get(id)).to.include({ status: 'active' });
+    expect((await get(id)).titles).to.have.length(1);
+  });
+
+  // Last: it stops the second server.
+  it('keeps the tenant served on its source when the target server stops as the copy starts, and rolls back once it is back', async () => {
+    const id = await fresh(2000);
+    const stop = f.manager.events.subscribe('tenant.move_checkpoint', async ({ step, tenant }) => {
+      if (tenant.id === id && step === 'capture_installed') await f.second.stop();
+    });
+    const error = await f.manager
+      .move(id, { tier: 'database', server: 'second' })
+      .catch((e: unknown) => e);
+    stop();
+    expect(error).to.include({ code: 'TENANT_MOVE_FAILED' });
+    const record = await f.manager.get(id);
+    expect(record).to.include({ status: 'active' });
+    expect(record.isolation.tier ?? 'row').to.equal('row');
+    expect((await get(id)).titles).to.have.length(2000);
+    expect((await post(id, `${id}:while-down`)).status).to.equal(201);
+    const open = (await f.manager.moves(id))[0];
+    expect(open?.status).to.equal('failed');
+    // The server comes back (same port): the rollback drops what the move left there.
+    const back = await startEmbeddedPostgres({
+      name: path.basename(f.second.dataDir),
+      port: f.second.port,
+    });
+    try {
+      const move = await f.manager.rollbackMove(id);
+      expect(move.status).to.equal('rolled_back');
+      const left = await f.query(
+        'second',
+        'postgres',
+        'select 1 from pg_database where datname = $1',
+        [`tenant_${id.replace(/-/g, '_')}`],
+      );
+      expect(left.rows).to.deep.equal([]);
+      expect((await get(id)).titles).to.have.length(2001);
+    } finally {
+      await back.stop();
+    }
+  });
+});

@@ -322,3 +322,19 @@ export type {
   PropagationNonceStore,
 } from './resolution/propagated-strategy';
 export { MIN_PROPAGATION_SECRET_BYTES } from './context/tenant-propagation-token';
+
+// Telemetry: the tenant on OpenTelemetry spans, and per-tenant counters (tenantry/prometheus)
+export { tenancyTelemetry, DEFAULT_TENANT_ATTRIBUTE } from './telemetry/tenancy-telemetry';
+export type {
+  TenancyTelemetry,
+  TenancyTelemetryOptions,
+  TelemetryOption,
+} from './telemetry/tenancy-telemetry';
+export type {
+  TenancyMetrics,
+  TenantResolvedEvent,
+  TenancyRefusalEvent,
+  TenancyRefusalStage,
+  TenantStatementEvent,
+  TenantPoolWaitEvent,
+} from './telemetry/tenancy-metrics';

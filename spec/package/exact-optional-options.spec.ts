@@ -3,7 +3,7 @@
  * refuses an explicit `undefined` unless its type says `| undefined`, so
  * `resolveTenant({ header: process.env.TENANT_HEADER })` would not compile.
  * This spec reads the public surface (src/index.ts and the subpath entries
- * tenantry/bullmq and tenantry/testing) with the compiler and
+ * tenantry/bullmq, tenantry/testing and tenantry/prometheus) with the compiler and
  * requires `| undefined` on every optional field of every exported type
  * users write: options, inputs, patches, strategy results.
  */
@@ -26,9 +26,12 @@ const INPUT_TYPES = new Set([
 ]);
 
 /** Every entry point of package.json's `exports`, as source. */
-const ENTRIES = ['index.ts', 'integrations/bullmq.ts', 'testing/index.ts'].map((f) =>
-  path.join(ROOT, 'src', f),
-);
+const ENTRIES = [
+  'index.ts',
+  'integrations/bullmq.ts',
+  'testing/index.ts',
+  'telemetry/prometheus-tenancy-metrics.ts',
+].map((f) => path.join(ROOT, 'src', f));
 
 function optionalFieldsRefusingUndefined(): string[] {
   const program = ts.createProgram(ENTRIES, {

@@ -377,8 +377,10 @@ describe('README (as a package user meets it)', function () {
     expect(meta.keywords).to.include('multi-tenancy');
     expect(meta.peerDependencies).to.have.property('@types/express');
     expect(meta.peerDependenciesMeta).to.deep.equal({
+      '@opentelemetry/api': { optional: true },
       '@types/express': { optional: true },
       bullmq: { optional: true },
+      'prom-client': { optional: true },
       'socket.io': { optional: true },
       ws: { optional: true },
     });
@@ -386,11 +388,14 @@ describe('README (as a package user meets it)', function () {
       '.',
       './bullmq',
       './testing',
+      './prometheus',
       './package.json',
     ]);
     expect(pack.files).to.include.members([
       'dist/integrations/bullmq.d.ts',
       'dist/integrations/bullmq.js',
+      'dist/telemetry/prometheus-tenancy-metrics.d.ts',
+      'dist/telemetry/prometheus-tenancy-metrics.js',
       'dist/testing/index.d.ts',
       'dist/testing/index.js',
     ]);

@@ -310,6 +310,40 @@ describe('tracing and metrics (tenancyTelemetry())', function () {
     expect(span?.attributes).to.deep.equal({});
   });
 
+  it('reports schema-mode statements with mode "schema"', async () => {
+    const database = await createScratchDatabase('telemetry_schema');
+    const schemaKnex = createTestKnex({}, database);
+    await schemaKnex.raw(
+      'create schema tenant_acme; create table tenant_acme.documents (id integer); insert into tenant_acme.documents values (1)',
+    );
+    const sdb = withTenancy(schemaKnex, {
+      mode: 'schema',
+      tenantTables: ['documents'],
+      telemetry: tenancyTelemetry({ metrics: prometheusTenancyMetrics({ registry }) }),
+    });
+    const rows = await tracing.inSpan('schema-job', () =>
+      runWithTenant('acme', () => sdb('documents').select('id')),
+    );
+    expect(rows).to.deep.equal([{ id: 1 }]);
+    expect(
+      await series(registry, 'tenantry_statements_total', {
+        tenant: 'acme',
+        mode: 'schema',
+        tier: 'schema',
+        kind: 'select',
+      }),
+    ).to.equal(1);
+    const span = tracing.spans().find((s) => s.name === 'schema-job');
+    expect(eventsOf(span!, 'tenantry.statement')).to.deep.equal([
+      {
+        'tenant.id': 'acme',
+        'tenantry.scope': 'tenant',
+        'tenantry.statement.kind': 'select',
+        'tenantry.isolation.mode': 'schema',
+      },
+    ]);
+  });
+
   describe('database mode', () => {
     let base: Knex;
     const records: Array<{ id: string; database: string }> = [];

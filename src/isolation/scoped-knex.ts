@@ -170,8 +170,6 @@ export function createScopedKnex(
         ? (statement.bindings as unknown[])
         : undefined;
       verifier.verify(statement.sql, bindings, scope, stamp?.conflict, client);
-      if (telemetry !== undefined)
-        telemetry.statement(scope, mode, statement.method, statement.sql);
     } catch (error) {
       if (stamp?.trustRaw === true && error instanceof UnsafeQueryError) {
         // allowRaw (only with the RLS backstop): raw SQL sent without proof, audited.
@@ -194,6 +192,8 @@ export function createScopedKnex(
       }
       throw error;
     }
+    // After the try: a failing tracer is never taken for a refusal of the statement.
+    if (telemetry !== undefined) telemetry.statement(scope, mode, statement.method, statement.sql);
   };
 
   const engine = new ScopeEngine({

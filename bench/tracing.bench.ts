@@ -14,8 +14,8 @@
  *    change them), node run with `--predictable`: the whole-process ratio at
  *    2N statements, and per statement (Ir of 2N - Ir of N) / N. V8's own
  *    run-to-run variation is far larger than the hook, so this bounds the
- *    hook's cost rather than measuring it. Skipped when valgrind is missing
- *    or TRACING_BENCH_CALLGRIND=0 (about 15 minutes on the shared machine).
+ *    hook's cost rather than measuring it. Only with TRACING_BENCH_CALLGRIND=1
+ *    and valgrind installed (about 15 minutes on the shared machine).
  *
  *   npm run build:test && node build/bench/tracing.bench.js
  *   TENANTRY_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres node build/bench/tracing.bench.js
@@ -141,7 +141,10 @@ function instructions(variant: string, count: number): number | undefined {
 }
 
 function callgrind(): void {
-  if (process.env.TRACING_BENCH_CALLGRIND === '0') return;
+  if (process.env.TRACING_BENCH_CALLGRIND !== '1') {
+    console.log('callgrind: skipped (about 15 minutes; TRACING_BENCH_CALLGRIND=1 runs it)');
+    return;
+  }
   if (spawnSync('valgrind', ['--version']).status !== 0) {
     console.log('callgrind: valgrind not installed, skipped');
     return;

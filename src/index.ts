@@ -356,3 +356,19 @@ export type {
   SignOutOfTenantOptions,
   TenantSession,
 } from './session/tenant-session';
+
+// Telemetry: the tenant on OpenTelemetry spans, and per-tenant counters (tenantry/prometheus)
+export { tenancyTelemetry, DEFAULT_TENANT_ATTRIBUTE } from './telemetry/tenancy-telemetry';
+export type {
+  TenancyTelemetry,
+  TenancyTelemetryOptions,
+  TelemetryOption,
+} from './telemetry/tenancy-telemetry';
+export type {
+  TenancyMetrics,
+  TenantResolvedEvent,
+  TenancyRefusalEvent,
+  TenancyRefusalStage,
+  TenantStatementEvent,
+  TenantPoolWaitEvent,
+} from './telemetry/tenancy-metrics';

@@ -3,7 +3,7 @@
  * refuses an explicit `undefined` unless its type says `| undefined`, so
  * `resolveTenant({ header: process.env.TENANT_HEADER })` would not compile.
  * This spec reads the public surface (src/index.ts and the subpath entries
- * tenantry/bullmq, tenantry/testing, tenantry/ws and tenantry/socket.io) with the compiler and
+ * tenantry/bullmq, tenantry/testing, tenantry/ws, tenantry/socket.io and tenantry/prometheus) with the compiler and
  * requires `| undefined` on every optional field of every exported type
  * users write: options, inputs, patches, strategy results.
  */
@@ -32,6 +32,7 @@ const ENTRIES = [
   'testing/index.ts',
   'integrations/ws.ts',
   'integrations/socket-io.ts',
+  'telemetry/prometheus-tenancy-metrics.ts',
 ].map((f) => path.join(ROOT, 'src', f));
 
 function optionalFieldsRefusingUndefined(): string[] {

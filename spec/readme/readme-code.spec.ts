@@ -394,10 +394,12 @@ describe('README (as a package user meets it)', function () {
     expect(meta.keywords).to.include('multi-tenancy');
     expect(meta.peerDependencies).to.have.property('@types/express');
     expect(meta.peerDependenciesMeta).to.deep.equal({
+      '@opentelemetry/api': { optional: true },
       '@types/express': { optional: true },
       bullmq: { optional: true },
       'cookie-session': { optional: true },
       'express-session': { optional: true },
+      'prom-client': { optional: true },
       'socket.io': { optional: true },
       ws: { optional: true },
       // Online moves stream COPY through it.
@@ -409,11 +411,14 @@ describe('README (as a package user meets it)', function () {
       './testing',
       './ws',
       './socket.io',
+      './prometheus',
       './package.json',
     ]);
     expect(pack.files).to.include.members([
       'dist/integrations/bullmq.d.ts',
       'dist/integrations/bullmq.js',
+      'dist/telemetry/prometheus-tenancy-metrics.d.ts',
+      'dist/telemetry/prometheus-tenancy-metrics.js',
       'dist/testing/index.d.ts',
       'dist/testing/index.js',
       'dist/integrations/ws.d.ts',

@@ -35,6 +35,7 @@ import { BUILT_SCOPE, ScopeEngine, compileScope } from './statement-scoper';
 import { TableCatalog } from './table-catalog';
 import { DEFAULT_PROOF_CACHE_SIZE, FinalSqlVerifier } from './verifier/final-sql-verifier';
 import { loadSqlParser, sqlParserLoaded } from './verifier/sql-parser';
+import { telemetryHooks } from '../telemetry/tenancy-telemetry';
 import type { TenancyInfo, TenantKnex, UnscopedOptions } from './tenant-knex';
 import type { WithTenancyOptions } from './with-tenancy-options';
 
@@ -78,6 +79,10 @@ export function createScopedKnex(
   const prefix = options.schemaPrefix ?? DEFAULT_SCHEMA_PREFIX;
   tenantSchemaName({ id: 'probe' }, prefix); // validates the prefix at start-up
   const logger = toTenancyLogger(options.logger);
+  // Tracing and metrics: undefined when nothing would be recorded, so the hot path skips it.
+  const telemetry = telemetryHooks(options.telemetry);
+  // A refusal reported by the final check is not reported again by the runner around it.
+  const reported = new WeakSet<object>();
   const catalog = new TableCatalog(options);
   const tenantOption = options.tenantTables;
   const discover =
@@ -174,13 +179,21 @@ export function createScopedKnex(
           ...(scope.kind === 'tenant' ? { tenantId: scope.id } : {}),
           detail: { sql: statement.sql },
         });
+        if (telemetry !== undefined)
+          telemetry.statement(scope, mode, statement.method, statement.sql);
         return;
       }
       if (error instanceof TenancyError) {
         logger.warn('tenantry refused a statement', { code: error.code, reason: error.message });
+        if (telemetry !== undefined) {
+          reported.add(error);
+          telemetry.statementRefused(scope, mode, error.code);
+        }
       }
       throw error;
     }
+    // After the try: a failing tracer is never taken for a refusal of the statement.
+    if (telemetry !== undefined) telemetry.statement(scope, mode, statement.method, statement.sql);
   };
 
   const engine = new ScopeEngine({
@@ -304,7 +317,27 @@ export function createScopedKnex(
       const runner = super.runner(builder) as KnexRunner;
       // The execution's scope reaches the compile through the runner itself (one
       // runner per execution), never through a slot on the shared builder.
-      aroundRunnerCompile(runner, (fn) => withExecutionScope(executed, fn));
+      aroundRunnerCompile(
+        runner,
+        telemetry === undefined
+          ? (fn) => withExecutionScope(executed, fn)
+          : (fn) => {
+              try {
+                return withExecutionScope(executed, fn);
+              } catch (error) {
+                // Refused by the rewrite while compiling (no tenant scope, an unknown table...).
+                if (error instanceof TenancyError && !reported.has(error)) {
+                  reported.add(error);
+                  telemetry.statementRefused(
+                    executed.kind === 'none' && built !== undefined ? built : executed,
+                    mode,
+                    error.code,
+                  );
+                }
+                throw error;
+              }
+            },
+      );
       if (rlsEnabled && executed.kind === 'none' && built !== undefined && built.kind !== 'none') {
         // A lazily awaited builder: its connection checkout must carry the
         // tenant it was built for, not the empty scope of the awaiting code.
@@ -420,7 +453,11 @@ const PROBE_TABLE = 'tenantry_probe';
  * which knex version broke which step.
  */
 function runStartupProbe(base: Knex, mode: 'row' | 'schema'): void {
-  const probe = createScopedKnex(base, { mode, tenantTables: [PROBE_TABLE] }, false);
+  const probe = createScopedKnex(
+    base,
+    { mode, tenantTables: [PROBE_TABLE], telemetry: false },
+    false,
+  );
   const check = (probe as unknown as Record<symbol, (c: unknown) => void>)[PROBE_CHECK] as (
     compiled: unknown,
   ) => void;

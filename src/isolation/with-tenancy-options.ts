@@ -1,4 +1,5 @@
 import type { TenancyLoggerInput } from '../logger';
+import type { TelemetryOption } from '../telemetry/tenancy-telemetry';
 import type { DatabaseIsolationOptions } from './database/database-tenant-knex';
 
 /**
@@ -143,4 +144,18 @@ export interface WithTenancyOptions {
   readonly logger?: TenancyLoggerInput | undefined;
   /** Options of database mode. Default: none. */
   readonly database?: DatabaseIsolationOptions | undefined;
+  /**
+   * Tracing and metrics of every statement: a `tenantry.statement` (or
+   * `tenantry.statement.refused`) event with the tenant on the active
+   * OpenTelemetry span, and the `statement`/`refused`/`poolWait` counters of
+   * its metrics. `false` turns the per-statement hook off. Default: tracing
+   * with `tenancyTelemetry()`'s defaults (one check per statement when no
+   * tracer is registered), no metrics.
+   *
+   * @example
+   * ```ts
+   * withTenancy(knex, { tenantTables: ['documents'], telemetry: tenancyTelemetry({ metrics }) });
+   * ```
+   */
+  readonly telemetry?: TelemetryOption | undefined;
 }

@@ -30,6 +30,7 @@ import { toTenancyLogger, type TenancyLoggerInput } from '../logger';
 import { quoteInput, quoteValue } from '../message-text';
 import { CachedTenantStore } from '../store/cached-tenant-store';
 import type { TenantStore } from '../store/tenant-store';
+import { telemetryHooks, type TelemetryOption } from '../telemetry/tenancy-telemetry';
 import { DomainStrategy } from './domain-strategy';
 import { HeaderStrategy } from './header-strategy';
 import { JwtClaimStrategy, type JwtClaimStrategyOptions } from './jwt-claim-strategy';
@@ -107,6 +108,19 @@ export interface ResolveTenantOptions {
   readonly container?: DependencyContainer | undefined;
   /** Receives debug/warn logs (resolutions refused, dispose failures). Default: silent. */
   readonly logger?: TenancyLoggerInput | undefined;
+  /**
+   * Tracing and metrics: the resolved tenant's id as the `tenantAttribute`
+   * (`tenant.id`) of the active OpenTelemetry span, `tenantResolved` and
+   * `refused` (stage `resolution`, by code, never with the unverified id)
+   * counters. `false` turns them off. Default: tracing with
+   * `tenancyTelemetry()`'s defaults, no metrics.
+   *
+   * @example
+   * ```ts
+   * resolveTenant({ store, telemetry: tenancyTelemetry({ metrics }) });
+   * ```
+   */
+  readonly telemetry?: TelemetryOption | undefined;
 }
 
 /** {@link PropagatedStrategyOptions} with every field optional (filled from the config). */
@@ -161,6 +175,9 @@ interface Identified {
 interface Decision {
   readonly named: readonly Named[];
   readonly context: TenantContext;
+  /** The resolved tenant's id and source, readable outside its scope (telemetry). */
+  readonly tenantId?: string | undefined;
+  readonly source?: string | undefined;
   /** The tenant was resolved by an earlier resolveTenant() on this request: its scope is entered already. */
   readonly again?: true | undefined;
 }
@@ -355,6 +372,7 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   // costs the same whatever the number of the parent's registrations.
   const containers = requestContainerFactory(parent);
   const logger = toTenancyLogger(options.logger);
+  const telemetry = telemetryHooks(options.telemetry);
   // A CachedTenantStore answers warm lookups synchronously.
   const peek = store instanceof CachedTenantStore ? (id: string) => store.peek(id) : undefined;
 
@@ -551,6 +569,8 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     };
     const buildDecision = (tenant: TenantRecord): Decision => ({
       named,
+      tenantId: tenant.id,
+      source: chosen.source,
       context: new TenantContext(
         user !== undefined
           ? { tenant, source: chosen.source, trusted: chosen.trusted, user }
@@ -568,6 +588,7 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       status: refused.status,
       path: req.path,
     });
+    telemetry?.resolutionRefused(refused.code);
     next(refused);
   }
 
@@ -595,6 +616,9 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     const child = createRequestContainer(context, containers);
     req.tenant = context;
     req.container = child;
+    if (telemetry !== undefined && decision.tenantId !== undefined) {
+      telemetry.tenantResolved(decision.tenantId, decision.source ?? 'unknown');
+    }
     disposeWhenClosed(child, res, (error) =>
       logger.warn('tenant container dispose failed', { tenantId: context.toString(), error }),
     );

@@ -3,6 +3,7 @@ import { emitTenancyAudit } from '../../context/audit';
 import { currentSystemReason, tryCurrentTenant } from '../../context/tenant-scope';
 import { TenantScopeError } from '../../errors';
 import { toTenancyLogger } from '../../logger';
+import { telemetryHooks } from '../../telemetry/tenancy-telemetry';
 import { checkKnexInternals } from '../knex-adapter';
 import type { TenancyInfo, TenantKnex, UnscopedOptions } from '../tenant-knex';
 import type { WithTenancyOptions } from '../with-tenancy-options';
@@ -65,16 +66,24 @@ export function createDatabaseTenantKnex(
     dbOptions.logger ??
     (options.logger === undefined ? undefined : toTenancyLogger(options.logger));
   const connection = dbOptions.connection ?? baseConnectionOf(base);
+  const telemetryOption = dbOptions.telemetry ?? options.telemetry;
+  const telemetry = telemetryHooks(telemetryOption);
   const manager = new TenantPoolManager({
     ...dbOptions,
     ...(connection !== undefined ? { connection } : {}),
     ...(logger ? { logger } : {}),
+    ...(telemetryOption !== undefined ? { telemetry: telemetryOption } : {}),
   });
 
   const tenantKnex = (): Knex => {
     const context = tryCurrentTenant();
     if (!context) {
       const system = currentSystemReason();
+      telemetry?.statementRefused(
+        system !== undefined ? { kind: 'system' } : { kind: 'none' },
+        'database',
+        'TENANT_SCOPE_REQUIRED',
+      );
       throw new TenantScopeError(
         system !== undefined
           ? `Cannot pick a tenant database because this code runs in a system scope ("${system}"). Use runWithTenant() for per-tenant work.`

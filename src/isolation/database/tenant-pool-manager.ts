@@ -2,6 +2,12 @@ import knexFactory, { type Knex } from 'knex';
 import type { TenantRecord } from '../../context/tenant-record';
 import { TenancyError, TenantUnavailableError } from '../../errors';
 import { silentLogger, type TenancyLogger } from '../../logger';
+import {
+  telemetryHooks,
+  type TelemetryHooks,
+  type TelemetryOption,
+  type StatementScope,
+} from '../../telemetry/tenancy-telemetry';
 import { closeIdleConnections, hookConnections, poolOf, reopenPool } from '../knex-adapter';
 import { outsideTenantScopes } from '../scope-capture';
 import { ConnectionBudget } from './connection-budget';
@@ -71,6 +77,13 @@ export interface DatabaseIsolationOptions extends TenantPlacementPolicy {
   readonly defaults?: DatabaseConnectionDefaults | undefined;
   /** Logger. Default: silent. */
   readonly logger?: TenancyLogger | undefined;
+  /**
+   * Tracing and metrics of the tenant pools: a `tenantry.statement` event per
+   * statement routed to a tenant database, `statement`, `poolWait` and
+   * `refused` (stage `pool`) counters. Default: `withTenancy()`'s
+   * `telemetry`, else `tenancyTelemetry()`'s defaults.
+   */
+  readonly telemetry?: TelemetryOption | undefined;
 }
 
 /** Fully resolved connection placement of one tenant (no secret). */
@@ -98,6 +111,8 @@ interface PoolEntry {
   /** The tenant + placement fingerprint. */
   readonly key: string;
   readonly tenantId: string;
+  /** The scope its statements are reported as (telemetry). */
+  readonly scope: StatementScope;
   readonly knex: Knex;
   lastUsed: number;
   /** Acquisitions in progress: waiting for a pooled connection or a budget slot. */
@@ -170,7 +185,13 @@ export class TenantPoolManager {
   readonly #options: Required<
     Omit<
       DatabaseIsolationOptions,
-      'defaults' | 'logger' | 'credentials' | 'connection' | 'servers' | 'passwordRefs'
+      | 'defaults'
+      | 'logger'
+      | 'credentials'
+      | 'connection'
+      | 'servers'
+      | 'passwordRefs'
+      | 'telemetry'
     >
   >;
   readonly #connection: Record<string, unknown>;
@@ -180,6 +201,7 @@ export class TenantPoolManager {
   };
   readonly #credentials: CredentialsResolver;
   readonly #logger: TenancyLogger;
+  readonly #telemetry: TelemetryHooks | undefined;
   readonly #budget: ConnectionBudget;
   // The pools handed out to new builders. A Map iterates in insertion order:
   // re-inserting on use makes it an LRU.
@@ -248,6 +270,7 @@ export class TenantPoolManager {
     this.#rules = new TenantPlacementRules(options, this.#defaults, this.#options.databasePrefix);
     this.#credentials = options.credentials ?? envCredentialsResolver;
     this.#logger = options.logger ?? silentLogger;
+    this.#telemetry = telemetryHooks(options.telemetry);
     this.#budget = new ConnectionBudget({
       max: this.#options.connectionBudget,
       acquireTimeoutMillis: this.#options.acquireTimeoutMillis,
@@ -403,6 +426,7 @@ export class TenantPoolManager {
       seq: ++this.#seq,
       key,
       tenantId: tenant.id,
+      scope: Object.freeze({ kind: 'tenant', id: tenant.id, record: tenant }),
       knex,
       lastUsed: Date.now(),
       pending: 0,
@@ -427,10 +451,21 @@ export class TenantPoolManager {
     type Conn = { [RELEASED]?: boolean };
     const budget = this.#budget;
     const logger = this.#logger;
+    const telemetry = this.#telemetry;
     const timeout = this.#options.acquireTimeoutMillis;
+    const perTenant = this.#options.maxConnectionsPerTenant;
     hookConnections<Conn>(knex, {
       openConnection: async (openRaw) => {
-        await budget.acquire(entry.abort.signal);
+        const queued = budget.waiting;
+        const slot = budget.acquire(entry.abort.signal);
+        // acquire() queues synchronously when no slot is free: that is a budget wait.
+        if (telemetry !== undefined && budget.waiting > queued) {
+          const started = performance.now();
+          await slot;
+          telemetry.poolWait(tenantId, 'budget', performance.now() - started);
+        } else {
+          await slot;
+        }
         try {
           // Opened outside every tenant scope: the socket's later callbacks must not run as this request.
           return await outsideTenantScopes(openRaw);
@@ -473,11 +508,21 @@ export class TenantPoolManager {
             this.#revived(entry);
           }
           entry.lastUsed = Date.now();
+          // The pool's connections are lent out or promised to the acquisitions
+          // queued before this one (`pending` counts this one too): it waits.
+          const started =
+            telemetry !== undefined && entry.borrowed + entry.pending - 1 >= perTenant
+              ? performance.now()
+              : undefined;
           const connection = await acquire();
+          if (started !== undefined) {
+            telemetry?.poolWait(tenantId, 'pool', performance.now() - started);
+          }
           entry.borrowed += 1;
           return connection;
         } catch (error) {
           if ((error as { name?: unknown }).name === 'KnexTimeoutError') {
+            telemetry?.poolRefused(tenantId, 'TENANT_UNAVAILABLE');
             throw new TenantUnavailableError(
               `Cannot get a database connection for tenant "${tenantId}" because its pool and the ` +
                 `connection budget stayed busy for ${timeout} ms. Retry later.`,
@@ -509,6 +554,10 @@ export class TenantPoolManager {
         }
       },
       send: async (connection, statement, query) => {
+        if (telemetry !== undefined) {
+          const s = statement as { method?: unknown; sql?: unknown };
+          telemetry.statement(entry.scope, 'database', s.method, s.sql);
+        }
         try {
           return await query(connection, statement);
         } catch (error) {

@@ -272,6 +272,12 @@ export type { ProgressStream } from './lifecycle/migration-progress';
 export type { TenantMigration, TenantMigrationsOption } from './lifecycle/migration-sources';
 export { TENANT_MIGRATIONS_TABLE } from './lifecycle/tenant-placement';
 export type { TenantPlacementOptions, TenantSeed } from './lifecycle/tenant-placement';
+export { runTenancyDoctor } from './lifecycle/doctor/run-tenancy-doctor';
+export type {
+  TenancyDoctorOptions,
+  TenancyDoctorReport,
+} from './lifecycle/doctor/run-tenancy-doctor';
+export type { DoctorCheck, DoctorFinding, DoctorSeverity } from './lifecycle/doctor/doctor-finding';
 
 // Realtime: WebSockets (ws) and Socket.IO
 export { createUpgradeResolver, writeUpgradeRefusal } from './realtime/upgrade-resolver';

@@ -116,6 +116,7 @@ describe('tenantry doctor', function () {
       ['doctor', '--app-role', 'x;drop'],
       ['doctor', '--concurrency', '2'],
       ['doctor', '--tenant', 'nobody'],
+      ['doctor', '--app-role', 'app'],
     ]) {
       const run = await spawnCli([...args, '--json', ...bad]);
       expect(run.code, bad.join(' ')).to.equal(2);

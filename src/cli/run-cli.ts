@@ -396,6 +396,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       log: knexLogTo(stderrLogger),
     });
     if (command === 'doctor') {
+      if (appRole !== undefined && !isolation.rls) {
+        throw new UsageError(
+          'Cannot use --app-role because the config does not turn the RLS backstop on, so no role is checked. Set tenancy.isolation.rls: true, or leave --app-role out.',
+        );
+      }
       // Doctor only reads: it does not run the central migrations the other commands run.
       const { rows } = (await knex.raw("select to_regclass('tenants') is not null as present")) as {
         rows: Array<{ present: boolean }>;

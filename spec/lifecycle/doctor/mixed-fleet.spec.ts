@@ -144,6 +144,8 @@ describe('runTenancyDoctor() on a mixed fleet (row, schema and database tenants 
     await create('s2', 'schema');
     await create('s3', 'schema');
     await create('d2', 'database');
+    await create('d4', 'database');
+    await store.update('d4', { status: 'deleted' });
     await knex.raw(`drop schema "${schemaPrefix}s2" cascade`);
     await knex.raw(`create schema "${schemaPrefix}zombie"`);
     await store.update('s3', { status: 'deleted' });
@@ -164,6 +166,7 @@ describe('runTenancyDoctor() on a mixed fleet (row, schema and database tenants 
       'error storage-unreachable database d3',
       'error orphaned-storage database',
       'warning orphaned-storage schema s3',
+      'warning orphaned-storage database d4',
     ]);
     const detail = report.findings.map((f) => f.detail).join('\n');
     expect(detail).to.include(`"${schemaPrefix}zombie"`).and.include(`"${databasePrefix}zombie"`);

@@ -233,6 +233,23 @@ describe('runTenancyDoctor() on the row tier', function () {
     expect(checks(one.findings)).to.deep.equal(['warning orphaned-rows public.documents']);
   });
 
+  it('reports rows with no tenant at all (a NULL tenant column) as orphaned', async () => {
+    const { knex, options } = await cleanFleet();
+    await knex.raw('create table drafts (tenant_id text, body text)');
+    await knex('drafts').insert([
+      { tenant_id: null, body: 'x' },
+      { tenant_id: 'acme', body: 'y' },
+    ]);
+    const report = await runTenancyDoctor({
+      ...options,
+      tenantTables: ['documents', 'comments', 'drafts'],
+      rls: false,
+    });
+    expect(checks(report.findings)).to.deep.equal(['error orphaned-rows public.drafts']);
+    expect(report.findings[0]?.detail).to.include('have no tenant_id');
+    expect(report.findings[0]?.tenant).to.equal(undefined);
+  });
+
   it('says it cannot count orphaned rows when RLS hides them from its role, instead of reporting clean', async () => {
     const { knex, role, options } = await cleanFleet();
     await knex('documents').insert({ tenant_id: 'ghost', id: 9 });

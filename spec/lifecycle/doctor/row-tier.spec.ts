@@ -289,6 +289,22 @@ describe('runTenancyDoctor() on the row tier', function () {
     expect(checks(report.findings)).to.deep.equal(['error migrations-behind']);
     expect(report.findings[0]).to.include({ tier: 'row' });
     expect(report.findings[0]?.detail).to.include('002_b');
+    const m3 = {
+      name: '003_broken',
+      up: () => Promise.reject(new Error('boom in 003')),
+    };
+    const run = await new FleetMigrator(knex, {
+      mode: 'row',
+      store,
+      migrations: [m1, m3],
+    }).migrateTenants();
+    expect(run.failed).to.have.length(1);
+    const failed = await runTenancyDoctor({ ...options, rls: false, migrations: [m1, m3] });
+    expect(checks(failed.findings)).to.deep.equal(['error migrations-behind']);
+    expect(failed.findings[0]?.detail)
+      .to.include('003_broken')
+      .and.include('last migration run failed')
+      .and.include('boom in 003');
   });
 
   it('refuses bad options with a TypeError and an unknown tenant with TENANT_NOT_FOUND', async () => {

@@ -8,7 +8,8 @@ import { DEFAULT_DATABASE_PREFIX } from '../../isolation/database/tenant-databas
 import { DEFAULT_RLS_SETTING, assertRlsSetting } from '../../isolation/rls/row-level-security';
 import { DEFAULT_SCHEMA_PREFIX } from '../../isolation/schema/tenant-schema-name';
 import { toTenancyLogger, type TenancyLoggerInput } from '../../logger';
-import { quoteInput } from '../../message-text';
+import { clause, quoteInput } from '../../message-text';
+import { DEFAULT_LEDGER_TABLE } from '../../store/central-migrations';
 import type { TenantStore } from '../../store/tenant-store';
 import { toMigrationSource, type TenantMigrationsOption } from '../migration-sources';
 import type { DoctorFinding, DoctorSeverity } from './doctor-finding';
@@ -283,10 +284,14 @@ export async function runTenancyDoctor(
   const expected = source
     ? (await source.getMigrations([])).map((m) => source.getMigrationName(m))
     : [...new Set(migrations.flatMap((m) => m.applied))].sort();
+  let failures: Map<string, string> | undefined;
   for (const m of migrations) {
     const applied = new Set(m.applied);
     const pending = expected.filter((name) => !applied.has(name));
     if (pending.length === 0) continue;
+    failures ??= await failedMigrationRuns(options.knex);
+    // The central ledger's record of the last run, when it failed (the fleet migrator keeps the row tier under '*').
+    const failure = failures.get(m.tier === 'row' ? '*' : (m.tenant ?? ''));
     const where =
       m.tier === 'row'
         ? 'The row tier (the shared tables)'
@@ -296,7 +301,7 @@ export async function runTenancyDoctor(
       severity: 'error',
       tier: m.tier,
       ...(m.tenant !== undefined ? { tenant: m.tenant } : {}),
-      detail: `${where} has not applied ${pending.length} tenant migration(s) ${source ? 'of the migration source' : 'that other tenants have'}: ${pending.join(', ')}.`,
+      detail: `${where} has not applied ${pending.length} tenant migration(s) ${source ? 'of the migration source' : 'that other tenants have'}: ${pending.join(', ')}.${failure !== undefined ? ` Its last migration run failed: ${failure}.` : ''}`,
       fix: `tenantry migrate${m.tenant !== undefined ? ` --tenant ${m.tenant}` : ''} --migrations <dir>`,
     });
   }
@@ -309,4 +314,23 @@ export async function runTenancyDoctor(
     tenants: records.length,
     tables,
   };
+}
+
+/** The central ledger's failed runs (tenant id -> error), if the ledger exists. */
+async function failedMigrationRuns(knex: Knex): Promise<Map<string, string>> {
+  const { rows: present } = (await knex.raw('select to_regclass(?) is not null as present', [
+    DEFAULT_LEDGER_TABLE,
+  ])) as { rows: Array<{ present: boolean }> };
+  if (!present[0]?.present) return new Map();
+  let rows: Array<{ tenant_id: string; error: string | null }>;
+  try {
+    rows = (await knex(DEFAULT_LEDGER_TABLE)
+      .select('tenant_id', 'error')
+      .where({ status: 'failed' })) as typeof rows;
+  } catch (error) {
+    // 42501: a doctor role without access to the ledger still reports what is behind, without the cause.
+    if ((error as { code?: string }).code === '42501') return new Map();
+    throw error;
+  }
+  return new Map(rows.map((r) => [r.tenant_id, clause(r.error ?? 'no error recorded')]));
 }

@@ -235,10 +235,11 @@ export async function runTenancyDoctor(
   const migrations: AppliedMigrations[] = [];
   let tables: string[] = [];
 
-  // Row tier: the shared tables' layout and rows (for one tenant: its rows, and the layout it runs on).
+  // Row tier: the shared tables' layout and rows. For one tenant: the layout only if it lives
+  // there, but its rows whatever its tier (rows a move or a purge left on the row tier).
   const rowTenant =
     only !== undefined && doctorTierOf(records[0] as TenantRecord, defaultTier) === 'row';
-  if (only === undefined ? tiers.includes('row') : true) {
+  if (only !== undefined || tiers.includes('row')) {
     const discovered = options.discover
       ? (await discoverTenantTables(options.knex, tenantColumn)).map(qualify)
       : [];
@@ -263,18 +264,13 @@ export async function runTenancyDoctor(
       })),
     );
   }
-  if (
-    tiers.includes('schema') ||
-    (only === undefined && all.some((r) => doctorTierOf(r, defaultTier) === 'schema'))
-  ) {
+  // Tiers a record (deleted ones included) or the default uses: their leftovers are looked for too.
+  if (tiers.includes('schema')) {
     const schema = await schemaTierFindings(ctx, records, only === undefined);
     findings.push(...schema.findings);
     migrations.push(...schema.migrations);
   }
-  if (
-    tiers.includes('database') ||
-    (only === undefined && all.some((r) => doctorTierOf(r, defaultTier) === 'database'))
-  ) {
+  if (tiers.includes('database')) {
     const database = await databaseTierFindings(ctx, records, only === undefined);
     findings.push(...database.findings);
     migrations.push(...database.migrations);

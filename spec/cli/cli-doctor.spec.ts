@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { spawnCli } from '../support/spawn-cli';
-import { createScratchDatabase, testServer } from '../support/test-database';
+import { adminQuery, createScratchDatabase, testServer } from '../support/test-database';
 
 interface Report {
   findings: Array<{ check: string; severity: string; tier: string; table?: string }>;
@@ -15,12 +15,15 @@ interface Report {
 describe('tenantry doctor', function () {
   this.timeout(60_000);
   let url: string;
+  let central: string;
+  let empty: string | undefined;
   let knex: Knex;
   let dir: string;
   let args: string[];
 
   before(async () => {
-    url = testServer().urlFor(await createScratchDatabase('cli_doctor'));
+    central = await createScratchDatabase('cli_doctor');
+    url = testServer().urlFor(central);
     knex = knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: 1 } });
     dir = mkdtempSync(path.join(tmpdir(), 'tenantry-doctor-'));
     writeFileSync(
@@ -35,7 +38,13 @@ describe('tenantry doctor', function () {
     );
   });
 
-  after(() => knex.destroy());
+  // Dropped here rather than all at once by the root hook.
+  after(async () => {
+    await knex.destroy();
+    for (const name of [central, empty]) {
+      if (name !== undefined) await adminQuery(`drop database if exists "${name}" with (force)`);
+    }
+  });
 
   it('exits 0 and says so on a clean fleet; --json prints only the report', async () => {
     const human = await spawnCli([...args, 'doctor']);
@@ -128,13 +137,14 @@ describe('tenantry doctor', function () {
   });
 
   it('exits 1 without creating anything when the database has no tenants table (doctor only reads)', async () => {
-    const empty = testServer().urlFor(await createScratchDatabase('cli_doctor_empty'));
-    const run = await spawnCli(['--database-url', empty, '--json', 'doctor']);
+    empty = await createScratchDatabase('cli_doctor_empty');
+    const emptyUrl = testServer().urlFor(empty);
+    const run = await spawnCli(['--database-url', emptyUrl, '--json', 'doctor']);
     expect(run.code).to.equal(1);
     expect((JSON.parse(run.stdout) as { error: { code: string } }).error.code).to.equal(
       'TENANCY_CONFIG_INVALID',
     );
-    const probe = knexFactory({ client: 'pg', connection: empty, pool: { min: 0, max: 1 } });
+    const probe = knexFactory({ client: 'pg', connection: emptyUrl, pool: { min: 0, max: 1 } });
     try {
       const { rows } = (await probe.raw("select to_regclass('tenants') as t")) as {
         rows: Array<{ t: string | null }>;

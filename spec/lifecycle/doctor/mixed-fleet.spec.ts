@@ -11,7 +11,12 @@ import {
   type TenancyDoctorOptions,
   type TenantTier,
 } from '../../../src/index';
-import { adminQuery, createScratchDatabase, createTestKnex } from '../../support/test-database';
+import {
+  adminQuery,
+  createScratchDatabase,
+  createTestKnex,
+  destroyTestKnex,
+} from '../../support/test-database';
 
 const m1 = {
   name: '001_notes',
@@ -29,6 +34,9 @@ interface MixedFleet {
 }
 
 const prefixes: string[] = [];
+// Each spec's central database and Knex, dropped after it (not all at once by the root hook).
+const databases: string[] = [];
+const knexes: Knex[] = [];
 
 /** One store, three tiers: row tenants in shared tables, schema tenants, database tenants; all migrated. */
 async function mixedFleet(): Promise<MixedFleet> {
@@ -36,10 +44,10 @@ async function mixedFleet(): Promise<MixedFleet> {
   const schemaPrefix = `dsc${run}_`;
   const databasePrefix = `ddb${run}_`;
   prefixes.push(databasePrefix);
-  const knex = createTestKnex(
-    { pool: { min: 0, max: 4 } },
-    await createScratchDatabase('doctor_mix'),
-  );
+  const database = await createScratchDatabase('doctor_mix');
+  databases.push(database);
+  const knex = createTestKnex({ pool: { min: 0, max: 4 } }, database);
+  knexes.push(knex);
   await migrateCentral(knex);
   await knex.raw(
     'create table documents (tenant_id text not null, id int not null, primary key (tenant_id, id))',
@@ -91,6 +99,13 @@ function checks(findings: readonly DoctorFinding[]): string[] {
 
 describe('runTenancyDoctor() on a mixed fleet (row, schema and database tenants in one store)', function () {
   this.timeout(90_000);
+
+  afterEach(async () => {
+    for (const knex of knexes.splice(0)) await destroyTestKnex(knex);
+    for (const name of databases.splice(0)) {
+      await adminQuery(`drop database if exists "${name}" with (force)`);
+    }
+  });
 
   after(async () => {
     for (const prefix of prefixes) {

@@ -10,7 +10,12 @@ import {
   type DoctorFinding,
   type TenancyDoctorOptions,
 } from '../../../src/index';
-import { adminQuery, createScratchDatabase, createTestKnex } from '../../support/test-database';
+import {
+  adminQuery,
+  createScratchDatabase,
+  createTestKnex,
+  destroyTestKnex,
+} from '../../support/test-database';
 
 const LAYOUT = [
   'create table countries (code text primary key, name text not null)',
@@ -30,6 +35,9 @@ interface Fleet {
 }
 
 const roles: string[] = [];
+// Each spec's database and Knex instances, dropped after it (not all at once by the root hook).
+const databases: string[] = [];
+const knexes: Knex[] = [];
 
 interface PgConnection {
   query(sql: string, callback: (error: unknown) => void): void;
@@ -37,7 +45,10 @@ interface PgConnection {
 
 /** A clean row tier: two tenants, composite keys, RLS applied and forced, a plain app role. */
 async function cleanFleet(): Promise<Fleet> {
-  const knex = createTestKnex({ pool: { min: 0, max: 3 } }, await createScratchDatabase('doctor'));
+  const database = await createScratchDatabase('doctor');
+  databases.push(database);
+  const knex = createTestKnex({ pool: { min: 0, max: 3 } }, database);
+  knexes.push(knex);
   await migrateCentral(knex);
   for (const sql of LAYOUT) await knex.raw(sql);
   await applyRowLevelSecurity(knex, { tables: ['documents', 'comments'] });
@@ -68,12 +79,25 @@ async function cleanFleet(): Promise<Fleet> {
   };
 }
 
+function tracked(overrides: Partial<Knex.Config>, database: string): Knex {
+  const knex = createTestKnex(overrides, database);
+  knexes.push(knex);
+  return knex;
+}
+
 function checks(findings: readonly DoctorFinding[]): string[] {
   return findings.map((f) => `${f.severity} ${f.check} ${f.table ?? f.tenant ?? ''}`.trim());
 }
 
 describe('runTenancyDoctor() on the row tier', function () {
   this.timeout(60_000);
+
+  afterEach(async () => {
+    for (const knex of knexes.splice(0)) await destroyTestKnex(knex);
+    for (const name of databases.splice(0)) {
+      await adminQuery(`drop database if exists "${name}" with (force)`);
+    }
+  });
 
   after(async () => {
     for (const role of roles)
@@ -257,7 +281,7 @@ describe('runTenancyDoctor() on the row tier', function () {
     const report = await runTenancyDoctor({
       ...options,
       // The doctor connected as the application's plain role.
-      knex: createTestKnex(
+      knex: tracked(
         {
           pool: {
             min: 0,

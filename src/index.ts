@@ -305,6 +305,12 @@ export { TENANT_MIGRATIONS_TABLE } from './lifecycle/tenant-placement';
 export { assertServerAllowedForTenant, assertRegionLabel } from './lifecycle/tenant-residency';
 export type { ResidencyPolicy } from './lifecycle/tenant-residency';
 export type { TenantPlacementOptions, TenantSeed } from './lifecycle/tenant-placement';
+export { runTenancyDoctor } from './lifecycle/doctor/run-tenancy-doctor';
+export type {
+  TenancyDoctorOptions,
+  TenancyDoctorReport,
+} from './lifecycle/doctor/run-tenancy-doctor';
+export type { DoctorCheck, DoctorFinding, DoctorSeverity } from './lifecycle/doctor/doctor-finding';
 
 // Realtime: WebSockets (ws) and Socket.IO live in the subpaths tenantry/ws and
 // tenantry/socket.io (src/integrations/), so apps without them never load them.

@@ -24,7 +24,7 @@ describe('tenantry tenants move', function () {
     );
     writeFileSync(
       path.join(dir, 'tenancy.yaml'),
-      'tenancy:\n  isolation:\n    mode: schema\n    schemaPrefix: mv_\n',
+      'tenancy:\n  isolation:\n    mode: schema\n    tiers: true\n    schemaPrefix: mv_\n',
     );
     base = ['--config', path.join(dir, 'tenancy.yaml'), '--migrations', dir];
   });
@@ -50,6 +50,13 @@ describe('tenantry tenants move', function () {
       expect(r.code, args.join(' ')).to.equal(2);
       expect(r.stderr, args.join(' ')).to.match(message);
     }
+    // With tiers off every tenant lives on the one mode's tier: a move to another tier could not be served.
+    const single = await spawnCli([...base, 'tenants', 'move', id, '--tier', 'database'], {
+      DATABASE_URL: url,
+      TENANCY_ISOLATION_TIERS: 'false',
+    });
+    expect(single.code, single.stderr).to.equal(2);
+    expect(single.stderr).to.match(/Turn tiers on/);
   });
 
   it('moves a schema tenant to its own database keeping the source, then cleans the source up', async () => {

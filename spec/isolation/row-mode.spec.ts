@@ -12,6 +12,8 @@ import {
   type TenancyAuditEvent,
   type TenantKnex,
 } from '../../src/index';
+import { migrateCentral } from '../../src/store/central-migrations';
+import { createScratchDatabase, createTestKnex, destroyTestKnex } from '../support/test-database';
 import { createRowFixture, seedRows, snapshot } from './support/row-fixture';
 import { readStream, streamError } from './support/streams';
 
@@ -805,6 +807,25 @@ describe('withTenancy() row mode', () => {
       ]);
       const rows = await acme(() => discovered('comments').select('tenant_id'));
       expect(rows.every((r: { tenant_id: string }) => r.tenant_id === 'acme')).to.equal(true);
+    });
+
+    it("does not discover tenantry's own central tables (the migration ledger, the move ledger) as tenant tables", async () => {
+      const name = await createScratchDatabase('discover');
+      const central = createTestKnex({}, name);
+      try {
+        await migrateCentral(central);
+        await central.schema.createTable('notes', (t) => {
+          t.increments('id');
+          t.text('tenant_id').notNullable();
+        });
+        const discovered = withTenancy(central, { tenantTables: { discover: true } });
+        await discovered.tenancy.ready();
+        // tenantry_tenant_migrations and tenantry_tenant_moves have a tenant_id column too.
+        expect([...discovered.tenancy.tenantTables]).to.deep.equal(['notes']);
+        await discovered.destroy();
+      } finally {
+        await destroyTestKnex(central);
+      }
     });
 
     it('destroy() releases only what the TenantKnex created and leaves the base Knex open', async () => {

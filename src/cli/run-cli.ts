@@ -10,9 +10,10 @@ import type { TenancyConfig } from '../config/tenancy-config';
 import { isValidTenantId } from '../context/tenant-id';
 import type { TenantRecord, TenantTier } from '../context/tenant-record';
 import { isTenantTier } from '../isolation/tiered/tenant-tier';
-import { TenancyError } from '../errors';
+import { TenancyConfigError, TenancyError } from '../errors';
 import { tenantDatabaseName } from '../isolation/database/tenant-database-name';
 import { withTenancy } from '../isolation/with-tenancy';
+import { runTenancyDoctor, type TenancyDoctorReport } from '../lifecycle/doctor/run-tenancy-doctor';
 import { migrationFiles } from '../lifecycle/migration-sources';
 import { migrationProgressReporter, type ProgressStream } from '../lifecycle/migration-progress';
 import { TenantChangeNotifier } from '../lifecycle/tenant-change-notifier';
@@ -38,8 +39,11 @@ export interface CliIo {
   readonly stdin?: CliInput | undefined;
 }
 
-/** Exit codes: 0 ok, 1 runtime failure, 2 bad usage/input, 3 some tenants failed. */
-export const CLI_EXIT = Object.freeze({ ok: 0, failure: 1, usage: 2, partial: 3 });
+/**
+ * Exit codes: 0 ok, 1 runtime failure, 2 bad usage/input, 3 some tenants
+ * failed (`doctor`: errors found), 4 `doctor` found warnings only.
+ */
+export const CLI_EXIT = Object.freeze({ ok: 0, failure: 1, usage: 2, partial: 3, warnings: 4 });
 
 const USAGE = `Usage: tenantry [--config file] [--database-url url | --knexfile file [--env name]] [--migrations dir] [--json] <command>
 
@@ -60,6 +64,9 @@ Commands:
                                     finish, undo, or drop the kept source of an interrupted move
   migrate [--tenant id] [--concurrency n] [--dry-run]
   migrate status [--tenant id]
+  doctor [--tenant id] [--discover] [--app-role name]
+                                    check every tier's catalog: keys, indexes, RLS, migrations,
+                                    orphaned rows and storage, records without storage
 
 Options:
   --config file             tenancy config (JSON or YAML), as the app reads it; TENANCY_* variables win
@@ -73,9 +80,13 @@ Options:
                             isolation.database.prefix / TENANCY_DB_PREFIX, else tenant_)
   --json                    print only JSON on stdout, failures included
   --yes                     confirm a purge without asking (required off a terminal)
+  --discover                doctor: also check every public table with the tenant column
+  --app-role name           doctor: the role the app connects as, for the RLS checks
+                            (default: the doctor's own role)
   --version, --help
 
-Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input, 3 some tenants failed or are due.`;
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or input, 3 some tenants failed or are due
+(doctor: errors found), 4 doctor found warnings only.`;
 
 const OPTIONS = {
   config: { type: 'string' },
@@ -103,6 +114,8 @@ const OPTIONS = {
   resume: { type: 'boolean' },
   rollback: { type: 'boolean' },
   cleanup: { type: 'boolean' },
+  discover: { type: 'boolean' },
+  'app-role': { type: 'string' },
   json: { type: 'boolean' },
   version: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -143,12 +156,15 @@ const COMMANDS: Readonly<Record<string, readonly OptionName[]>> = {
   'tenants move': ['tier', 'server', 'keep-source', 'resume', 'rollback', 'cleanup'],
   migrate: ['tenant', 'concurrency', 'dry-run'],
   'migrate status': ['tenant'],
+  doctor: ['tenant', 'discover', 'app-role'],
 };
 
 class UsageError extends Error {}
 
 // As tenantSchemaName() checks it, so a bad prefix is bad usage (exit 2), not a failure at start-up.
 const PREFIX = /^[a-z_][a-z0-9_]{0,20}$/;
+// A PostgreSQL role name as doctor compares it with pg_roles.rolname (never interpolated).
+const ROLE_NAME = /^[A-Za-z_][A-Za-z0-9_$-]{0,62}$/;
 // As config's tenancy.isolation.database.servers names are checked.
 const SERVER_NAME = /^[A-Za-z0-9_.-]{1,63}$/;
 const HOST = /^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/;
@@ -366,6 +382,12 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         `Cannot use --database-port ${quoteInput(port)} because it must be an integer from 1 to 65535.`,
       );
     }
+    const appRole = values['app-role'];
+    if (appRole !== undefined && !ROLE_NAME.test(appRole)) {
+      throw new UsageError(
+        `Cannot use --app-role ${quoteInput(appRole)} because it is not a role name. Use 1-63 of [A-Za-z0-9_$-], starting with a letter or _.`,
+      );
+    }
     const concurrency = values.concurrency === undefined ? 4 : Number(values.concurrency);
     if (!/^\d+$/.test(values.concurrency ?? '4') || concurrency < 1 || concurrency > 256) {
       throw new UsageError(
@@ -450,6 +472,48 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       pool: { min: 0, max: concurrency + 2 },
       log: knexLogTo(stderrLogger),
     });
+    if (command === 'doctor') {
+      if (appRole !== undefined && !isolation.rls) {
+        throw new UsageError(
+          'Cannot use --app-role because the config does not turn the RLS backstop on, so no role is checked. Set tenancy.isolation.rls: true, or leave --app-role out.',
+        );
+      }
+      // Doctor only reads: it does not run the central migrations the other commands run.
+      const { rows } = (await knex.raw("select to_regclass('tenants') is not null as present")) as {
+        rows: Array<{ present: boolean }>;
+      };
+      if (!rows[0]?.present) {
+        throw new TenancyConfigError(
+          `Cannot examine the fleet because the central database (${database.source}) has no tenants table. Check the database, or create it with any other tenantry command (e.g. tenantry tenants list).`,
+        );
+      }
+      const report = await runTenancyDoctor({
+        knex,
+        store: new KnexTenantStore(knex),
+        mode: isolation.mode,
+        tenantColumn: isolation.tenantColumn,
+        tenantTables: isolation.tenantTables,
+        sharedTables: isolation.sharedTables,
+        discover: values.discover === true,
+        rls: isolation.rls ? { role: appRole } : false,
+        schemaPrefix: values['schema-prefix'] ?? isolation.schemaPrefix,
+        databasePrefix,
+        ...(isolation.database.servers ? { servers: isolation.database.servers } : {}),
+        ...(isolation.database.passwordRefs
+          ? { passwordRefs: isolation.database.passwordRefs }
+          : {}),
+        ...(migrationsDir ? { migrations: { directory: migrationsDir } } : {}),
+        tenant: values.tenant,
+        logger: stderrLogger,
+      });
+      if (json) out(JSON.stringify(report));
+      else printDoctorReport(report, out);
+      return report.errors > 0
+        ? CLI_EXIT.partial
+        : report.warnings > 0
+          ? CLI_EXIT.warnings
+          : CLI_EXIT.ok;
+    }
     await migrateCentral(knex);
     const store = new KnexTenantStore(knex);
     const notifier = new TenantChangeNotifier(knex);
@@ -648,6 +712,20 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   } finally {
     await knex?.destroy();
   }
+}
+
+function printDoctorReport(report: TenancyDoctorReport, out: (text: string) => void): void {
+  for (const f of report.findings) {
+    const where = [f.tier, f.tenant, f.table].filter((v) => v !== undefined).join(' ');
+    out(`${f.severity.toUpperCase()}\t${f.check}\t${where}\t${clause(f.detail)}`);
+    out(`\tfix: ${clause(f.fix)}`);
+  }
+  const scope = `tiers ${report.tiers.join(', ') || '(none)'}; ${report.tenants} tenants, ${report.tables.length} tenant tables`;
+  out(
+    report.findings.length === 0
+      ? `doctor: no problems found (${scope})`
+      : `doctor: ${report.errors} errors, ${report.warnings} warnings (${scope})`,
+  );
 }
 
 // Knex's migrator warns with the error it is about to throw; the CLI reports that error itself.

@@ -208,10 +208,13 @@ export function createScopedKnex(
 
   const init = async (): Promise<void> => {
     if (discover) {
+      // tenantry's own central tables (tenantry_tenant_migrations, tenantry_tenant_moves) carry a
+      // tenant_id column too, but are read by tenantry itself, never through the scoped Knex.
       const result = (await base.raw(
         `select distinct c.table_name as name from information_schema.columns c
            join information_schema.tables t on t.table_schema = c.table_schema and t.table_name = c.table_name
-          where c.table_schema = 'public' and c.column_name = ? and t.table_type = 'BASE TABLE'`,
+          where c.table_schema = 'public' and c.column_name = ? and t.table_type = 'BASE TABLE'
+            and c.table_name not like 'tenantry\\_%'`,
         [tenantColumn],
       )) as { rows: Array<{ name: string }> };
       catalog.addDiscovered(result.rows.map((r) => r.name));

@@ -79,6 +79,11 @@ function serve(side: Side, size: number): void {
   const server = sideApp(side, size).listen(0, '127.0.0.1', () => {
     process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
   });
+  // Under valgrind a request takes ~100x longer: no idle or request timeout may
+  // close a keep-alive connection the load generator is about to reuse.
+  server.keepAliveTimeout = 0;
+  server.requestTimeout = 0;
+  server.headersTimeout = 0;
   let buffered = '';
   process.stdin.on('data', (chunk: Buffer) => {
     buffered += chunk.toString();

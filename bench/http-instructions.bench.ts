@@ -10,7 +10,7 @@
  * (`--single-threaded`, so V8 compiles on the main thread, counted, and a run
  * repeats itself); the load generator is this process, outside valgrind, so
  * its instructions are not counted. After WARM requests (JIT and caches warm)
- * the server zeroes callgrind's counters (`callgrind_control -z`, asked over
+ * the server runs a full GC (`--expose-gc`) and zeroes callgrind's counters (`callgrind_control -z`, asked over
  * stdin), answers MEASURED requests, and dumps them (`callgrind_control -d`);
  * then it zeroes and dumps with no request between, the cost of the two
  * control calls, which is subtracted. That window is repeated WINDOWS times
@@ -91,6 +91,8 @@ function serve(side: Side, size: number): void {
     while ((nl = buffered.indexOf('\n')) !== -1) {
       const [command, name] = buffered.slice(0, nl).split(' ');
       buffered = buffered.slice(nl + 1);
+      // A full GC before each window, so a major GC owed by earlier work does not land in it.
+      if (command === 'zero') (globalThis as { gc?: () => void }).gc?.();
       const args = command === 'zero' ? ['-z'] : ['-d', name ?? 'window'];
       execFileSync('callgrind_control', [...args, String(process.pid)], { stdio: 'ignore' });
       process.stdout.write('ok\n');
@@ -144,6 +146,7 @@ async function perRequestOf(side: Side, size: number, tag: string): Promise<numb
       `--callgrind-out-file=${out}`,
       process.execPath,
       '--single-threaded',
+      '--expose-gc',
       __filename,
       '--serve',
       side,

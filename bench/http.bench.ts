@@ -31,29 +31,17 @@
  * on a warm production path.
  */
 import 'reflect-metadata';
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { fork, type ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import autocannon from 'autocannon';
-import express, { type NextFunction, type Request, type Response } from 'express';
-import { Lifecycle, container, injectable, type DependencyContainer } from 'tsyringe';
-import {
-  CachedTenantStore,
-  InMemoryTenantStore,
-  TenantContext,
-  requireTenant,
-  resolveTenant,
-  tenancyErrorHandler,
-} from '../src/index';
+import type express from 'express';
+import { LABEL, SIDES, TENANTS, sideApp, type Side } from './support/http-sides';
 
 const ROUNDS = positive('BENCH_ROUNDS', 20);
 const SECONDS = positive('BENCH_SECONDS', 1);
 const CONNECTIONS = positive('BENCH_CONNECTIONS', 32);
-const TENANTS = 100;
 const SIZES = sizes('BENCH_SIZES', [0, 500, 2000]);
-/** ContainerScoped registrations among the app container's, when it has any. */
-const CONTAINER_SCOPED = 5;
 
 function sizes(name: string, fallback: number[]): number[] {
   const raw = process.env[name];
@@ -78,21 +66,6 @@ function positive(name: string, fallback: number): number {
   return value;
 }
 
-/** What the handler builds: the same object on both sides. */
-@injectable()
-class Greeting {
-  constructor(private readonly tenant?: TenantContext) {}
-  body(): { tenant: string; items: number[] } {
-    return { tenant: this.tenant?.id ?? 'none', items: [1, 2, 3] };
-  }
-}
-
-function handler(req: Request, res: Response): void {
-  // B resolves through the request's child container; A builds the service itself.
-  const greeting = req.container ? req.container.resolve(Greeting) : new Greeting();
-  res.json(greeting.body());
-}
-
 async function listen(app: express.Express): Promise<{ server: Server; port: number }> {
   return new Promise((resolve) => {
     const server = app.listen(0, '127.0.0.1', () => {
@@ -101,90 +74,19 @@ async function listen(app: express.Express): Promise<{ server: Server; port: num
   });
 }
 
-class Registered {}
-
-/** The app's container: `size` registrations of the kinds apps have. */
-function appContainer(size: number): DependencyContainer {
-  const app = container.createChildContainer();
-  for (let i = 0; i < size; i += 1) {
-    const token = Symbol(`registration ${i}`);
-    if (i < CONTAINER_SCOPED) {
-      app.register(token, { useClass: Registered }, { lifecycle: Lifecycle.ContainerScoped });
-    } else if (i % 4 === 0) app.register(token, { useValue: i });
-    else if (i % 4 === 1) app.register(token, { useClass: Registered });
-    else if (i % 4 === 2) app.registerSingleton(token, Registered);
-    else app.register(token, { useFactory: () => i });
-  }
-  return app;
-}
-
 type Ports = Record<Side, number>;
 
-/** The four servers of one size. */
+/** The four servers of one size (the servers are built in bench/support/http-sides.ts). */
 async function serveSize(size: number, bare: number): Promise<Ports> {
-  const parent = appContainer(size);
-
-  const ids = Array.from({ length: TENANTS }, (_, i) => `tenant-${i}`);
-  const store = new CachedTenantStore(
-    new InMemoryTenantStore(ids.map((id) => ({ id, name: id }))),
-    {
-      ttlMs: 600_000,
-    },
-  );
-  const tenanted = express();
-  tenanted.disable('x-powered-by');
-  tenanted.use(resolveTenant({ store, strategies: ['header'], container: parent }));
-  tenanted.get('/documents', requireTenant(), handler);
-  tenanted.use(tenancyErrorHandler());
-
-  // F: the floor, by hand. A plain { id } object stands in for TenantContext
-  // (no scope check), looked up in a Map (no validation, no store, no cache).
-  // Its request containers are children of one prepared once here: it holds
-  // only the app container's ContainerScoped copies, so a request copies those
-  // and nothing else; everything else resolves through it to the app container.
-  const floorTenants = new Map(ids.map((id) => [id, { id }]));
-  const floorScope = new AsyncLocalStorage<{ id: string }>();
-  const handWritten = (childOf: () => DependencyContainer): express.Express => {
-    const app = express();
-    app.disable('x-powered-by');
-    app.use((req: Request, _res: Response, next: NextFunction) => {
-      const tenant = floorTenants.get(String(req.headers['x-tenant-id']));
-      if (tenant === undefined) {
-        next();
-        return;
-      }
-      const child = childOf();
-      child.register(TenantContext, { useValue: tenant as unknown as TenantContext });
-      req.container = child;
-      floorScope.run(tenant, next);
-    });
-    app.get(
-      '/documents',
-      (req: Request, res: Response, next: NextFunction) => {
-        if (req.container === undefined) res.status(401).end();
-        else next();
-      },
-      handler,
-    );
-    return app;
-  };
-  const prepared = parent.createChildContainer();
-  const floor = handWritten(() => prepared.createChildContainer());
-  // N: the same by hand, with the app container's own createChildContainer().
-  const naive = handWritten(() => parent.createChildContainer());
-
-  const b = await listen(tenanted);
-  const f = await listen(floor);
-  const n = await listen(naive);
+  const b = await listen(sideApp('tenanted', size));
+  const f = await listen(sideApp('floor', size));
+  const n = await listen(sideApp('naive', size));
   return { bare, floor: f.port, naive: n.port, tenanted: b.port };
 }
 
 /** Child process: the servers of every size, ports reported over IPC. */
 async function serve(): Promise<void> {
-  const bareApp = express();
-  bareApp.disable('x-powered-by');
-  bareApp.get('/documents', handler);
-  const bare = await listen(bareApp);
+  const bare = await listen(sideApp('bare', 0));
   const ports: Record<string, Ports> = {};
   for (const size of SIZES) ports[size] = await serveSize(size, bare.port);
   // The parent asks for the server's CPU time around each slice.
@@ -264,15 +166,6 @@ function median(values: number[]): number {
     ? (sorted[mid] as number)
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
-
-type Side = 'bare' | 'floor' | 'naive' | 'tenanted';
-const SIDES: readonly Side[] = ['bare', 'floor', 'naive', 'tenanted'];
-const LABEL: Record<Side, string> = {
-  bare: 'A bare Express                ',
-  floor: 'F floor, by hand              ',
-  naive: 'N by hand, createChildContainer',
-  tenanted: 'B tenantry chain              ',
-};
 
 async function warmUp(ports: Ports): Promise<void> {
   // JIT and the tenant cache, not measured.

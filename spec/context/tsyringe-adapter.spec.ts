@@ -147,6 +147,38 @@ describe('request containers (the one door to tsyringe internals)', () => {
     expect(walks - before).to.equal(1);
   });
 
+  it("registers the request's TenantContext on the request container itself, as register() would", async () => {
+    const app = express();
+    app.use(resolveTenant({ store: testTenants(), container: parent }));
+    app.get('/ctx', (req: Request, res: Response) => {
+      const c = req.container as DependencyContainer;
+      const all = c.resolveAll(TenantContext);
+      const own = c.isRegistered(TenantContext, false);
+      const parentHasIt = parent.resolve(TenantContext) === req.tenant;
+      // A later registration on the request container wins, as tsyringe's registry says.
+      const other = new TenantContext({
+        tenant: { id: 'other', name: 'Other', status: 'active', isolation: {}, config: {} },
+      });
+      c.register(TenantContext, { useValue: other });
+      res.json({
+        own,
+        one: all.length === 1 && all[0] === req.tenant,
+        parentHasIt,
+        replaced: c.resolve(TenantContext) === other,
+        child: c.createChildContainer().resolve(TenantContext) === other,
+      });
+    });
+    app.use(jsonErrors);
+    const res = await request(app).get('/ctx').set('X-Tenant-ID', 'acme').expect(200);
+    expect(res.body).to.deep.equal({
+      own: true,
+      one: true,
+      parentHasIt: true,
+      replaced: true,
+      child: true,
+    });
+  });
+
   it('keeps ContainerScoped per request: one instance within a request, a new one per request', async () => {
     const token = Symbol('scoped');
     parent.register(token, { useClass: PerRequest }, { lifecycle: Lifecycle.ContainerScoped });

@@ -56,9 +56,7 @@ export function createRequestContainer(
   context: TenantContext,
   factory: RequestContainerFactory,
 ): DependencyContainer {
-  const child = factory.createChild();
-  child.register(TenantContext, { useValue: context });
-  return child;
+  return factory.createChildWithValue(TenantContext, context);
 }
 
 registerTenancy(rootContainer);

@@ -52,6 +52,11 @@ type ContainerClass = new (parent?: DependencyContainer) => DependencyContainer;
 export interface RequestContainerFactory {
   /** A child of the parent with fresh copies of its ContainerScoped registrations (what `createChildContainer()` returns). */
   createChild(): DependencyContainer;
+  /**
+   * {@link createChild} with `token` registered on the child as `value`
+   * (what `child.register(token, { useValue: value })` stores).
+   */
+  createChildWithValue<T>(token: InjectionToken<T>, value: T): DependencyContainer;
 }
 
 const prepared = new WeakMap<DependencyContainer, RequestContainerFactory>();
@@ -117,6 +122,10 @@ export function checkTsyringeInternals(parent: DependencyContainer): void {
   if (one.resolve<string>(token) !== 'probe' || !one.isRegistered(token, true)) {
     broken('a container constructor that takes the parent container');
   }
+  const valued = factory.createChildWithValue(token, 'own');
+  if (valued.resolve<string>(token) !== 'own' || !valued.isRegistered(token, false)) {
+    broken('value registrations of the shape { provider: { useValue }, options } in `_registry`');
+  }
   if (one.resolve(Probe) !== one.resolve(Probe) || one.resolve(Probe) === two.resolve(Probe)) {
     broken('ContainerScoped copies in a child `_registry`');
   }
@@ -159,7 +168,16 @@ function buildFactory(
     scoped = next;
     builtFor = version;
   };
-  return {
+  // What register(token, { useValue }) stores: a value provider, transient.
+  const transient = { lifecycle: Lifecycle.Transient };
+  const factory: RequestContainerFactory = {
+    createChildWithValue<T>(token: InjectionToken<T>, value: T): DependencyContainer {
+      const child = factory.createChild();
+      // Touch 1: the registration register() would store, without its
+      // per-call provider checks (a value provider has nothing to check).
+      internal(child)._registry.set(token, { provider: { useValue: value }, options: transient });
+      return child;
+    },
     createChild(): DependencyContainer {
       // Touch 2: what createChildContainer() checks first.
       if (parentInternal.disposed) {
@@ -183,6 +201,7 @@ function buildFactory(
       return child;
     },
   };
+  return factory;
 }
 
 /**

@@ -204,6 +204,39 @@ function preparedKey(key: KeyObject): JWTVerifyGetKey {
   };
 }
 
+/**
+ * A remote JWKS whose answers for a warm key are returned without a promise.
+ * jose's remote set is three async layers deep (the set, its local set, the
+ * import cache), a few µs per token over a static key. While jose's copy of
+ * the keys is fresh and no call went to it since, its answer for a header's
+ * (`alg`, `kid`) cannot change (the local set picks the key from the same
+ * snapshot by those two only), so it is kept here. Every call that does go to
+ * jose (a new kid, a stale copy) may reload the keys, so it forgets them all,
+ * and only the newest such call may remember its answer: a rotated key is
+ * picked up exactly as jose picks it up.
+ */
+function cachedRemoteKeys(
+  set: ReturnType<typeof createRemoteJWKSet>,
+  failed: (cause: unknown) => never,
+): JWTVerifyGetKey {
+  let known = new Map<string, Awaited<ReturnType<typeof set>>>();
+  let calls = 0;
+  return (header, token) => {
+    const name = `${String(header.alg)} ${header.kid === undefined ? '' : String(header.kid)}`;
+    if (set.fresh && !set.reloading) {
+      const found = known.get(name);
+      if (found !== undefined) return found;
+    }
+    calls += 1;
+    const call = calls;
+    known = new Map();
+    return set(header, token).then((found) => {
+      if (call === calls && set.fresh) known.set(name, found);
+      return found;
+    }, failed);
+  };
+}
+
 function jwksUrl(value: string | URL, where: string): URL {
   let url: URL;
   try {
@@ -368,11 +401,9 @@ export class JwtClaimStrategy implements TenantResolutionStrategy {
       let key: JWTVerifyGetKey;
       if (keys.jwksUri !== undefined) {
         checkJwksAlgorithms(algorithms, fail, `the ${where} algorithms`);
-        const set = createRemoteJWKSet(jwksUrl(keys.jwksUri, where), remote);
-        key = async (header, token) => {
-          try {
-            return await set(header, token);
-          } catch (cause) {
+        key = cachedRemoteKeys(
+          createRemoteJWKSet(jwksUrl(keys.jwksUri, where), remote),
+          (cause) => {
             // No key for this kid (after the refetch jose allows) is the token's fault: 401.
             if (
               cause instanceof jose.JWKSNoMatchingKey ||
@@ -385,8 +416,8 @@ export class JwtClaimStrategy implements TenantResolutionStrategy {
               `Cannot verify the bearer token because the signing keys of ${where} cannot be fetched. Retry later.`,
               { cause },
             );
-          }
-        };
+          },
+        );
       } else {
         key = preparedKey(staticKey(where, algorithms, keys.secret, keys.publicKey));
       }

@@ -47,21 +47,24 @@ function checkAuthority(value: string, what: string): void {
   }
 }
 
-// The header checks of a request, done once however many strategies (or chains) ask.
-const CHECKED = new WeakMap<Request, { readonly host: string | undefined } | Error>();
+// The header checks of a request, done once however many strategies (or chains)
+// ask. Kept on the request under a private symbol rather than in a WeakMap: a
+// WeakMap entry per request costs an ephemeron the GC must trace, on every request.
+const CHECKED = Symbol('tenantry.checkedHeaders');
+type Checked = Request & { [CHECKED]?: { readonly host: string | undefined } | Error };
 
 function checkHeaders(req: Request): string | undefined {
-  const known = CHECKED.get(req);
+  const known = (req as Checked)[CHECKED];
   if (known !== undefined) {
     if (known instanceof Error) throw known;
     return known.host;
   }
   try {
     const host = readHeaders(req);
-    CHECKED.set(req, { host });
+    (req as Checked)[CHECKED] = { host };
     return host;
   } catch (error) {
-    if (error instanceof Error) CHECKED.set(req, error);
+    if (error instanceof Error) (req as Checked)[CHECKED] = error;
     throw error;
   }
 }

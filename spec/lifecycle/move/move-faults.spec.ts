@@ -220,6 +220,42 @@ describe('TenantManager.move() faults: killed, target down, checksum mismatch', 
     expect((await get(id)).titles).to.have.length(1);
   });
 
+  it('removes the capture without deadlocking a writer whose transaction holds a source table (regression: 40P01 after the switch)', async () => {
+    const id = await fresh(50);
+    const other = await fresh(1);
+    const project = (await f.knex('projects').where({ tenant_id: other }).first('id')) as {
+      id: string;
+    };
+    let writer: Promise<void> | undefined;
+    const off = f.manager.events.subscribe('tenant.move_checkpoint', async ({ step, tenant }) => {
+      if (tenant.id !== id || step !== 'switched') return;
+      // Another tenant's transaction takes the tasks table (no row, so no trigger yet) and, once the
+      // mover is removing the capture, writes a row: the trigger then reads the capture's state.
+      let locked!: () => void;
+      const ready = new Promise<void>((r) => (locked = r));
+      writer = f.knex.transaction(async (trx) => {
+        await trx.raw('update tasks set n = n where false');
+        locked();
+        await new Promise((r) => setTimeout(r, 400));
+        await trx('tasks').insert({
+          tenant_id: other,
+          project_id: project.id,
+          title: `${other}:late`,
+        });
+      });
+      await ready;
+    });
+    try {
+      const move = await f.manager.move(id, { tier: 'schema', drainMs: 0 });
+      expect(move).to.include({ status: 'succeeded', step: 'source_removed' });
+      await writer;
+    } finally {
+      off();
+    }
+    const late = await f.knex('tasks').where({ tenant_id: other, title: `${other}:late` });
+    expect(late, "the other tenant's write").to.have.length(1);
+  });
+
   // Last: it stops the second server.
   it('keeps the tenant served on its source when the target server stops as the copy starts, and rolls back once it is back', async () => {
     const id = await fresh(2000);

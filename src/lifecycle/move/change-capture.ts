@@ -30,6 +30,10 @@ export const CAPTURE_SCHEMA = 'tenantry_move';
 
 const S = ident(CAPTURE_SCHEMA);
 const TRIGGER = 'tenantry_move_capture';
+/** How long the capture's removal waits for one lock before it gives way to writers and retries. */
+const REMOVE_LOCK_TIMEOUT_MS = 200;
+/** Attempts of the capture's removal before its error is reported (the move can be resumed). */
+const REMOVE_ATTEMPTS = 100;
 
 const SETUP = `
 create schema if not exists ${S};
@@ -169,22 +173,43 @@ export async function removeCapture(
   client: pg.Client,
   tenantId: string,
   tables: readonly MoveTable[],
+  lockTimeoutMs = REMOVE_LOCK_TIMEOUT_MS,
 ): Promise<void> {
   if (!(await captureExists(client))) return;
-  await inTransaction(client, async () => {
-    await client.query(`select pg_advisory_xact_lock(hashtextextended('tenantry.move.setup', 0))`);
-    await client.query(`delete from ${S}.state where tenant = $1`, [tenantId]);
-    await client.query(`delete from ${S}.changes where tenant = $1`, [tenantId]);
-    const { rows } = await client.query(`select 1 from ${S}.state limit 1`);
-    if (rows.length === 0) {
-      // Dropping the function drops every trigger calling it.
-      await client.query(`drop schema ${S} cascade`);
-    } else {
-      for (const t of tables) {
-        if (t.tenantColumn === undefined) {
-          await client.query(`drop trigger if exists ${TRIGGER} on ${t.qualified}`);
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await inTransaction(client, async () => {
+        // A writer locks its table first and reaches the capture's state from the trigger; dropping the
+        // capture locks the state and then each table. Taking the tables first (as installCapture does)
+        // keeps that order, and a lock timeout below deadlock_timeout (1 s) makes the remover, not a
+        // writer, give way when a writer's transaction holds the tables in another order: it retries.
+        await client.query(`set local lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
+        for (const t of tables) {
+          await client.query(`lock table ${t.qualified} in share row exclusive mode`);
         }
-      }
+        await client.query(
+          `select pg_advisory_xact_lock(hashtextextended('tenantry.move.setup', 0))`,
+        );
+        await client.query(`delete from ${S}.state where tenant = $1`, [tenantId]);
+        await client.query(`delete from ${S}.changes where tenant = $1`, [tenantId]);
+        const { rows } = await client.query(`select 1 from ${S}.state limit 1`);
+        if (rows.length === 0) {
+          // Dropping the function drops every trigger calling it.
+          await client.query(`drop schema ${S} cascade`);
+        } else {
+          for (const t of tables) {
+            if (t.tenantColumn === undefined) {
+              await client.query(`drop trigger if exists ${TRIGGER} on ${t.qualified}`);
+            }
+          }
+        }
+      });
+      return;
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      // 55P03 lock_not_available (our lock timeout), 40P01 deadlock_detected.
+      if ((code !== '55P03' && code !== '40P01') || attempt >= REMOVE_ATTEMPTS) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * attempt)));
     }
-  });
+  }
 }

@@ -1,11 +1,11 @@
 import type { Knex } from 'knex';
-import { emitTenancyAudit } from '../../context/audit';
+import { auditedUnscoped } from '../unscoped-access';
 import { currentSystemReason, tryCurrentTenant } from '../../context/tenant-scope';
 import { TenantScopeError } from '../../errors';
 import { toTenancyLogger } from '../../logger';
 import { telemetryHooks } from '../../telemetry/tenancy-telemetry';
 import { checkKnexInternals } from '../knex-adapter';
-import type { TenancyInfo, TenantKnex, UnscopedOptions } from '../tenant-knex';
+import type { TenancyInfo, TenantKnex } from '../tenant-knex';
 import type { WithTenancyOptions } from '../with-tenancy-options';
 import { TenantPoolManager, type DatabaseIsolationOptions } from './tenant-pool-manager';
 
@@ -108,18 +108,7 @@ export function createDatabaseTenantKnex(
     rls: false,
     ready: () => Promise.resolve(),
   });
-  const unscoped = (opts: UnscopedOptions): Knex => {
-    if (typeof opts?.reason !== 'string' || opts.reason.trim() === '') {
-      throw new TypeError('db.unscoped({ reason }) needs a non-empty reason for the audit log.');
-    }
-    const tenantId = tryCurrentTenant()?.id;
-    emitTenancyAudit({
-      type: 'unscoped_query',
-      reason: opts.reason,
-      ...(tenantId !== undefined ? { tenantId } : {}),
-    });
-    return base;
-  };
+  const unscoped = auditedUnscoped(base);
   // The target is a function so the proxy is callable like knex('table').
   const target = function tenantKnexTarget() {} as unknown as Knex;
   return new Proxy(target, {

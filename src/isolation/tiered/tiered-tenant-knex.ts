@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { emitTenancyAudit } from '../../context/audit';
+import { auditedUnscoped } from '../unscoped-access';
 import type { TenantRecord, TenantTier } from '../../context/tenant-record';
 import { tryCurrentTenant } from '../../context/tenant-scope';
 import { TenantUnavailableError } from '../../errors';
@@ -10,7 +10,7 @@ import {
 } from '../database/database-tenant-knex';
 import type { TenantPoolManager } from '../database/tenant-pool-manager';
 import { createScopedKnex } from '../scoped-knex';
-import type { TenancyInfo, TenantKnex, UnscopedOptions } from '../tenant-knex';
+import type { TenancyInfo, TenantKnex } from '../tenant-knex';
 import type { WithTenancyOptions } from '../with-tenancy-options';
 import { isTenantTier, tenantTierOf } from './tenant-tier';
 
@@ -142,18 +142,7 @@ export function createTieredTenantKnex(
     ready: () =>
       Promise.all([...engines.values()].map((e) => e.tenancy.ready())).then(() => undefined),
   });
-  const unscoped = (opts: UnscopedOptions): Knex => {
-    if (typeof opts?.reason !== 'string' || opts.reason.trim() === '') {
-      throw new TypeError('db.unscoped({ reason }) needs a non-empty reason for the audit log.');
-    }
-    const tenantId = tryCurrentTenant()?.id;
-    emitTenancyAudit({
-      type: 'unscoped_query',
-      reason: opts.reason,
-      ...(tenantId !== undefined ? { tenantId } : {}),
-    });
-    return base;
-  };
+  const unscoped = auditedUnscoped(base);
   const destroy = async (): Promise<void> => {
     await Promise.all([...engines.values()].map((e) => e.destroy()));
   };

@@ -256,6 +256,50 @@ describe('TenantManager.move() faults: killed, target down, checksum mismatch', 
     expect(late, "the other tenant's write").to.have.length(1);
   });
 
+  it('refuses a TRUNCATE of a table holding a tenant being moved (T1M01, 503), which no row trigger could capture, on a shared and on an own table', async () => {
+    const id = await fresh(20);
+    const other = await fresh(5);
+    const schema = `tenant_${id.replace(/-/g, '_')}`;
+    const truncate = (table: string) =>
+      f.knex.raw(`truncate ${table} cascade`).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    const refusals: unknown[] = [];
+    const off = f.manager.events.subscribe('tenant.move_checkpoint', async ({ step, tenant }) => {
+      if (tenant.id !== id || step !== 'copied') return;
+      const record = await f.manager.get(id);
+      refusals.push(
+        await truncate(record.isolation.tier === 'schema' ? `${schema}.tasks` : 'tasks'),
+      );
+    });
+    try {
+      // Row → schema: the source is the shared tables.
+      expect(await f.manager.move(id, { tier: 'schema' })).to.include({ status: 'succeeded' });
+      // Schema → database: the source is the tenant's own schema.
+      expect(await f.manager.move(id, { tier: 'database', server: 'second' })).to.include({
+        status: 'succeeded',
+      });
+    } finally {
+      off();
+    }
+    expect(refusals).to.have.length(2);
+    for (const refusal of refusals) {
+      expect(refusal).to.include({ code: 'T1M01' });
+      expect((refusal as Error).message).to.match(
+        /Cannot truncate table tasks because tenant\(s\) .* being moved/,
+      );
+      expect(tenantMovingError(refusal)).to.include({ status: 503, code: 'TENANT_UNAVAILABLE' });
+    }
+    expect((await get(id)).titles, 'the moved tenant lost nothing').to.have.length(20);
+    expect((await get(other)).titles, 'nor did the tenant sharing the tables').to.have.length(5);
+    // Once no move runs, TRUNCATE is the application's business again: no trigger is left behind.
+    const left = (await f.knex.raw(
+      `select tgname from pg_trigger where tgrelid = 'public.tasks'::regclass and tgname like 'tenantry_move%'`,
+    )) as { rows: unknown[] };
+    expect(left.rows).to.deep.equal([]);
+  });
+
   // Last: it stops the second server.
   it('keeps the tenant served on its source when the target server stops as the copy starts, and rolls back once it is back', async () => {
     const id = await fresh(2000);
@@ -292,6 +336,78 @@ describe('TenantManager.move() faults: killed, target down, checksum mismatch', 
       expect((await get(id)).titles).to.have.length(2001);
     } finally {
       await back.stop();
+    }
+  });
+  // Last too: it restarts the second server, stops it in the middle of the COPY, and starts it again.
+  it('keeps the tenant served on its source when the target server stops in the middle of the COPY, and rolls back once it is back', async () => {
+    const id = await fresh(60_000);
+    const where = { name: path.basename(f.second.dataDir), port: f.second.port };
+    await f.second.stop(); // already stopped by the test before, when the whole file runs
+    let up = await startEmbeddedPostgres(where);
+    let sawCopy = false;
+    let watching: Promise<void> | undefined;
+    const off = f.manager.events.subscribe('tenant.move_checkpoint', ({ step, tenant }) => {
+      if (tenant.id !== id || step !== 'capture_installed') return;
+      // Watch the target for the COPY ... FROM STDIN of this move, then stop the server under it.
+      watching = (async () => {
+        const deadline = Date.now() + 60_000;
+        while (Date.now() < deadline) {
+          const active = await f
+            .query(
+              'second',
+              'postgres',
+              `select count(*)::int as n from pg_stat_activity
+                where state = 'active' and query ilike 'copy %tasks% from stdin%'`,
+            )
+            .then((r) => (r.rows[0] as { n: number }).n)
+            .catch(() => 0);
+          if (active > 0) {
+            sawCopy = true;
+            await up.stop();
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+    });
+    const started = Date.now();
+    const error = await f.manager
+      .move(id, { tier: 'database', server: 'second' })
+      .catch((e: unknown) => e);
+    off();
+    await watching;
+    expect(sawCopy, 'the target server was stopped while it ran the COPY').to.equal(true);
+    expect(error).to.be.instanceOf(TenantMoveError);
+    expect(error).to.include({ code: 'TENANT_MOVE_FAILED' });
+    expect((error as Error).message).to.match(/stays on its source/);
+    // It fails as soon as the server is gone: no hang on the dead connection or the half-read source COPY.
+    expect(Date.now() - started, 'ms from the move to its failure').to.be.below(30_000);
+    const record = await f.manager.get(id);
+    expect(record).to.include({ status: 'active' });
+    expect(record.isolation.tier ?? 'row').to.equal('row');
+    const open = (await f.manager.moves(id))[0];
+    expect(open).to.include({ status: 'failed', step: 'capture_installed' });
+    // Served from the source: every row readable, writes accepted (the capture is gone with the failed move).
+    const kept = await f.knex('tasks').where({ tenant_id: id }).count({ n: '*' });
+    expect(Number(kept[0]?.n)).to.equal(60_000);
+    expect((await post(id, `${id}:while-down`)).status).to.equal(201);
+    up = await startEmbeddedPostgres(where);
+    try {
+      const move = await f.manager.rollbackMove(id);
+      expect(move.status).to.equal('rolled_back');
+      const left = await f.query(
+        'second',
+        'postgres',
+        'select 1 from pg_database where datname = $1',
+        [`tenant_${id.replace(/-/g, '_')}`],
+      );
+      expect(left.rows, 'the half-copied target database is dropped').to.deep.equal([]);
+      expect(await schemaExists('tenantry_move'), 'the capture is removed').to.equal(false);
+      const after = await f.knex('tasks').where({ tenant_id: id }).count({ n: '*' });
+      expect(Number(after[0]?.n)).to.equal(60_001);
+      expect((await post(id, `${id}:after`)).status).to.equal(201);
+    } finally {
+      await up.stop();
     }
   });
 });

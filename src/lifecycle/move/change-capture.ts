@@ -16,7 +16,9 @@ import { ident, literal, type MoveTable } from './storage-session';
  * - the same trigger refuses writes of a frozen tenant (SQLSTATE `T1M01`,
  *   answered 503 `TENANT_UNAVAILABLE` with `Retry-After`): requests already
  *   in flight when the freeze began would otherwise write to the source after
- *   the last pass, and their acknowledged writes would be lost.
+ *   the last pass, and their acknowledged writes would be lost;
+ * - a BEFORE TRUNCATE statement trigger refuses a TRUNCATE of a table holding
+ *   a tenant being moved (same SQLSTATE), which no row trigger would see.
  *
  * Each write of a moving tenant holds a shared transaction-level advisory
  * lock; the freeze takes it exclusive, so it waits for every writing
@@ -30,6 +32,7 @@ export const CAPTURE_SCHEMA = 'tenantry_move';
 
 const S = ident(CAPTURE_SCHEMA);
 const TRIGGER = 'tenantry_move_capture';
+const TRUNCATE_TRIGGER = 'tenantry_move_truncate';
 /** How long the capture's removal waits for one lock before it gives way to writers and retries. */
 const REMOVE_LOCK_TIMEOUT_MS = 200;
 /** Attempts of the capture's removal before its error is reported (the move can be resumed). */
@@ -71,6 +74,21 @@ begin
     select jsonb_object_agg(c, image -> c) into key from unnest(TG_ARGV[2:]) as c;
     insert into ${S}.changes (tenant, tbl, pk) values (tid, TG_TABLE_NAME, key);
   end loop;
+  return null;
+end
+$fn$;
+create or replace function ${S}.refuse_truncate() returns trigger language plpgsql as $fn$
+declare
+  moving text;
+begin
+  -- A TRUNCATE fires no row trigger, so the capture could not record it:
+  -- refused while a tenant stored in the table is being moved.
+  select string_agg(s.tenant, ', ') into moving from ${S}.state s
+   where TG_ARGV[0] = 'column' or s.tenant = TG_ARGV[1];
+  if moving is not null then
+    raise exception using errcode = '${TENANT_MOVING_SQLSTATE}',
+      message = format('Cannot truncate table %s because tenant(s) %s stored in it are being moved. Retry once the move is done.', TG_TABLE_NAME, moving);
+  end if;
   return null;
 end
 $fn$;`;
@@ -116,6 +134,11 @@ export async function installCapture(
       await client.query(
         `create trigger ${TRIGGER} after insert or update or delete on ${t.qualified}
            for each row execute function ${S}.capture(${args.map(literal).join(', ')})`,
+      );
+      await client.query(`drop trigger if exists ${TRUNCATE_TRIGGER} on ${t.qualified}`);
+      await client.query(
+        `create trigger ${TRUNCATE_TRIGGER} before truncate on ${t.qualified}
+           for each statement execute function ${S}.refuse_truncate(${args.slice(0, 2).map(literal).join(', ')})`,
       );
     }
   });
@@ -200,6 +223,7 @@ export async function removeCapture(
           for (const t of tables) {
             if (t.tenantColumn === undefined) {
               await client.query(`drop trigger if exists ${TRIGGER} on ${t.qualified}`);
+              await client.query(`drop trigger if exists ${TRUNCATE_TRIGGER} on ${t.qualified}`);
             }
           }
         }

@@ -121,10 +121,23 @@ export async function clearTarget(
 }
 
 /**
+ * A COPY pair failed on the wire: both sessions are unusable and must be
+ * ended (which rolls their transactions back), never given another statement.
+ */
+export class CopyInterruptedError extends Error {
+  constructor(cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = 'CopyInterruptedError';
+  }
+}
+
+/**
  * The first pass: every table with `COPY ... TO STDOUT` piped into
  * `COPY ... FROM STDIN`, parents first, from one REPEATABLE READ snapshot of
  * the source (so foreign keys hold on the target) into one target
- * transaction. Returns the rows copied per table.
+ * transaction. Returns the rows copied per table. Throws
+ * {@link CopyInterruptedError} when a COPY fails on the wire: the caller must
+ * then end both sessions.
  */
 export async function copyTables(
   source: pg.Client,
@@ -135,12 +148,20 @@ export async function copyTables(
 ): Promise<Record<string, number>> {
   const { to, from } = streams();
   const copied: Record<string, number> = {};
+  // Set while a COPY pair is on the wire. If it fails there (a server gone,
+  // a connection cut), neither client can take another statement: the
+  // source's COPY TO still owns its socket (pg-copy-streams took its data
+  // listener, and a destroyed stream never gives it back), so a `rollback`
+  // queued on it would wait forever. The caller then ends both sessions,
+  // which rolls both transactions back on the servers.
+  let streaming = false;
   await source.query('begin isolation level repeatable read read only');
   await target.query('begin');
   try {
     await clearTarget(target, tenantId, pairs);
     for (const p of pairs) {
       await onTable?.(p);
+      streaming = true;
       const out = source.query(
         to(
           `copy (select ${p.select.join(', ')} from ${p.source.qualified} where ${tenantFilter(p.source, tenantId)}) to stdout`,
@@ -150,11 +171,13 @@ export async function copyTables(
         from(`copy ${p.target.qualified} (${p.columns.map(ident).join(', ')}) from stdin`),
       );
       await pipeline(out, into);
+      streaming = false;
       copied[`${p.target.schema}.${p.target.name}`] = into.rowCount;
     }
     await target.query('commit');
     await source.query('commit');
   } catch (error) {
+    if (streaming) throw new CopyInterruptedError(error);
     await target.query('rollback').catch(() => undefined);
     await source.query('rollback').catch(() => undefined);
     throw error;

@@ -271,12 +271,17 @@ describe('withTenancy() row mode', () => {
           db.unscoped({ reason: 'export' })('documents').count({ n: '*' }),
         );
         expect(raw).to.deep.equal([{ n: '6' }]);
+        runAsSystem('nightly', () => db.unscoped({ reason: 'sweep' }));
+        db.unscoped({ reason: 'boot' });
       } finally {
         stop();
       }
       expect(events.map((e) => [e.type, e.reason, e.tenantId])).to.deep.equal([
         ['system_scope', 'report', undefined],
         ['unscoped_query', 'export', 'acme'],
+        ['system_scope', 'nightly', undefined],
+        ['unscoped_query', 'sweep', undefined],
+        ['unscoped_query', 'boot', undefined],
       ]);
       expect(() => db.unscoped({ reason: ' ' })).to.throw(TypeError);
     });

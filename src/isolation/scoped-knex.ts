@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import { emitTenancyAudit } from '../context/audit';
+import { auditedUnscoped } from './unscoped-access';
 import { runWithTenant } from '../context/tenant-scope';
 import { TenancyConfigError, TenancyError, UnsafeQueryError } from '../errors';
 import { toTenancyLogger } from '../logger';
@@ -36,7 +37,7 @@ import { TableCatalog } from './table-catalog';
 import { DEFAULT_PROOF_CACHE_SIZE, FinalSqlVerifier } from './verifier/final-sql-verifier';
 import { loadSqlParser, sqlParserLoaded } from './verifier/sql-parser';
 import { telemetryHooks } from '../telemetry/tenancy-telemetry';
-import type { TenancyInfo, TenantKnex, UnscopedOptions } from './tenant-knex';
+import type { TenancyInfo, TenantKnex } from './tenant-knex';
 import type { WithTenancyOptions } from './with-tenancy-options';
 
 interface RawLike {
@@ -427,21 +428,8 @@ export function createScopedKnex(
   Object.defineProperty(scoped, PROBE_CHECK, {
     value: (compiled: KnexPgStatement) => verifyStatement(client, compiled),
   });
-  Object.defineProperty(scoped, 'unscoped', {
-    enumerable: true,
-    value: function unscoped(opts: UnscopedOptions): Knex {
-      if (typeof opts?.reason !== 'string' || opts.reason.trim() === '') {
-        throw new TypeError('db.unscoped({ reason }) needs a non-empty reason for the audit log.');
-      }
-      const scope = captureScope();
-      emitTenancyAudit({
-        type: 'unscoped_query',
-        reason: opts.reason,
-        ...(scope.kind === 'tenant' ? { tenantId: scope.id } : {}),
-      });
-      return base;
-    },
-  });
+  // The same reason check and audit event as the routing engines (the tenant, if any, of the caller's scope).
+  Object.defineProperty(scoped, 'unscoped', { enumerable: true, value: auditedUnscoped(base) });
   return scoped;
 }
 

@@ -145,6 +145,28 @@ describe('withTenancy(knex, { tiers: true }) (tiered tenancy)', function () {
     expect(schema.sql).not.to.include('tenant_id');
   });
 
+  it("hands db.on('query') every tier's statements once, engines and tenant pools opened before or after it, until db.off()", async () => {
+    const later = withTenancy(base, options) as TieredTenantKnex; // only the default tier built yet
+    try {
+      for (const knex of [db, later]) {
+        const seen: string[] = [];
+        const listener = (q: { sql: string; bindings?: readonly unknown[] }) => {
+          if (/select "title" from/.test(q.sql)) seen.push(q.sql);
+        };
+        expect(knex.on('query', listener)).to.equal(knex);
+        for (const t of all) await runWithTenant(t, () => knex('documents').select('title'));
+        expect(seen, 'one event per statement, whatever its tier').to.have.length(all.length);
+        expect(seen.filter((q) => q.includes('tenant_id'))).to.have.length(2); // the row tier's
+        expect(seen.filter((q) => q.includes(`"t_${run}_s`))).to.have.length(2); // the schema tier's
+        knex.off('query', listener);
+        for (const t of all) await runWithTenant(t, () => knex('documents').select('title'));
+        expect(seen, 'none after off()').to.have.length(all.length);
+      }
+    } finally {
+      await later.destroy();
+    }
+  });
+
   // Raw SQL as each tier's engine proves it safe.
   const rawOwners = (t: TenantRecord) => {
     const tier = tenantTierOf(t, 'row');

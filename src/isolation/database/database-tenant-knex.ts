@@ -1,4 +1,5 @@
 import type { Knex } from 'knex';
+import type { KnexEventListener } from './tenant-pool-manager';
 import { auditedUnscoped } from '../unscoped-access';
 import { currentSystemReason, tryCurrentTenant } from '../../context/tenant-scope';
 import { TenantScopeError } from '../../errors';
@@ -109,17 +110,35 @@ export function createDatabaseTenantKnex(
     ready: () => Promise.resolve(),
   });
   const unscoped = auditedUnscoped(base);
+  // Knex events of every tenant's database (a tenant's Knex is picked per statement, so
+  // db.on('query', ...) cannot go to one of them): registered with the pool manager.
+  const events = {
+    on: (event: string, listener: KnexEventListener): DatabaseTenantKnex => {
+      manager.onKnexEvent(event, listener);
+      return proxy;
+    },
+    off: (event: string, listener: KnexEventListener): DatabaseTenantKnex => {
+      manager.offKnexEvent(event, listener);
+      return proxy;
+    },
+  };
+  const own: Record<string, unknown> = {
+    destroy,
+    tenantPools: manager,
+    tenancy,
+    unscoped,
+    on: events.on,
+    off: events.off,
+    removeListener: events.off,
+  };
   // The target is a function so the proxy is callable like knex('table').
   const target = function tenantKnexTarget() {} as unknown as Knex;
-  return new Proxy(target, {
+  const proxy: DatabaseTenantKnex = new Proxy(target, {
     apply(_target, _this, args: unknown[]) {
       return (tenantKnex() as unknown as (...a: unknown[]) => unknown)(...args);
     },
     get(_target, property) {
-      if (property === 'destroy') return destroy;
-      if (property === 'tenantPools') return manager;
-      if (property === 'tenancy') return tenancy;
-      if (property === 'unscoped') return unscoped;
+      if (typeof property === 'string' && Object.hasOwn(own, property)) return own[property];
       // Never thenable: `await db` or returning it from an async function must not query.
       if (NOT_THENABLE.has(property) || typeof property === 'symbol') return undefined;
       const knex = tenantKnex();
@@ -132,4 +151,5 @@ export function createDatabaseTenantKnex(
       return ['tenantPools', 'destroy', 'tenancy', 'unscoped'].includes(property as string);
     },
   }) as DatabaseTenantKnex;
+  return proxy;
 }

@@ -1,4 +1,7 @@
 import knexFactory, { type Knex } from 'knex';
+
+/** A listener of a knex event, typed as knex types `on()`. */
+export type KnexEventListener = Parameters<Knex['on']>[1];
 import type { TenantRecord } from '../../context/tenant-record';
 import { TenancyError, TenantUnavailableError } from '../../errors';
 import { silentLogger, type TenancyLogger } from '../../logger';
@@ -213,6 +216,9 @@ export class TenantPoolManager {
   readonly #live = new Set<PoolEntry>();
   readonly #closing = new Set<Promise<void>>();
   #seq = 0;
+  // Listeners of knex events ('query', 'query-response', ...) given to every
+  // tenant's Knex, the open ones and the ones opened later.
+  readonly #knexListeners: { event: string; listener: KnexEventListener }[] = [];
   // Connections being closed whose budget slot is about to come back.
   #releasing = 0;
   readonly #sweeper: NodeJS.Timeout;
@@ -329,6 +335,25 @@ export class TenantPoolManager {
     return entry.knex;
   }
 
+  /**
+   * Listens to a knex event (`query`, `query-response`, `query-error`,
+   * `start`) of every tenant's Knex: the pools open now and every pool
+   * opened later. The listener runs once per statement, in whichever
+   * tenant's database it ran.
+   */
+  onKnexEvent(event: string, listener: KnexEventListener): void {
+    this.#knexListeners.push({ event, listener });
+    for (const entry of this.#live) entry.knex.on(event, listener);
+  }
+
+  /** Stops a listener given to {@link onKnexEvent} (on every pool). */
+  offKnexEvent(event: string, listener: KnexEventListener): void {
+    const at = this.#knexListeners.findIndex((l) => l.event === event && l.listener === listener);
+    if (at === -1) return;
+    this.#knexListeners.splice(at, 1);
+    for (const entry of this.#live) entry.knex.removeListener(event, listener);
+  }
+
   /** Counters for health checks and tests. */
   stats(): TenantPoolStats {
     let pools = 0;
@@ -437,6 +462,7 @@ export class TenantPoolManager {
       onClosed: [],
     };
     this.#instrument(entry);
+    for (const { event, listener } of this.#knexListeners) knex.on(event, listener);
     return entry;
   }
 

@@ -8,7 +8,7 @@ import {
   createDatabaseTenantKnex,
   type DatabaseTenantKnex,
 } from '../database/database-tenant-knex';
-import type { TenantPoolManager } from '../database/tenant-pool-manager';
+import type { KnexEventListener, TenantPoolManager } from '../database/tenant-pool-manager';
 import { createScopedKnex } from '../scoped-knex';
 import type { TenancyInfo, TenantKnex } from '../tenant-knex';
 import type { WithTenancyOptions } from '../with-tenancy-options';
@@ -93,11 +93,15 @@ export function createTieredTenantKnex(
     }
     return createScopedKnex(base, { ...options, mode: tier });
   };
+  // Knex event listeners (db.on('query', ...)) of every tier: each engine emits its own
+  // statements' events, so a listener goes to every engine, built now or later.
+  const listeners: { event: string; listener: KnexEventListener }[] = [];
   const engine = (tier: TenantTier): TenantKnex => {
     let built = engines.get(tier);
     if (built === undefined) {
       built = build(tier);
       engines.set(tier, built);
+      for (const { event, listener } of listeners) built.on(event, listener);
     }
     return built;
   };
@@ -146,15 +150,28 @@ export function createTieredTenantKnex(
   const destroy = async (): Promise<void> => {
     await Promise.all([...engines.values()].map((e) => e.destroy()));
   };
+  const off = (event: string, listener: KnexEventListener): TieredTenantKnex => {
+    const at = listeners.findIndex((l) => l.event === event && l.listener === listener);
+    if (at !== -1) listeners.splice(at, 1);
+    for (const e of engines.values()) e.removeListener(event, listener);
+    return proxy;
+  };
   const own: Record<string, unknown> = {
     tenancy,
     unscoped,
     destroy,
+    on: (event: string, listener: KnexEventListener): TieredTenantKnex => {
+      listeners.push({ event, listener });
+      for (const e of engines.values()) e.on(event, listener);
+      return proxy;
+    },
+    off,
+    removeListener: off,
   };
 
   // The target is a function so the proxy is callable like knex('table').
   const target = function tieredTenantKnexTarget() {} as unknown as Knex;
-  return new Proxy(target, {
+  const proxy: TieredTenantKnex = new Proxy(target, {
     apply(_target, _this, args: unknown[]) {
       return (engineInScope() as unknown as (...a: unknown[]) => unknown)(...args);
     },
@@ -173,4 +190,5 @@ export function createTieredTenantKnex(
       return OWN.includes(property as string);
     },
   }) as TieredTenantKnex;
+  return proxy;
 }

@@ -81,6 +81,9 @@ function describeError(error: unknown): string {
   return clause(error instanceof Error ? error.message : String(error));
 }
 
+/** How long a mover waits for another mover's lock (a killed one's goes with its connection) before refusing. */
+const MOVER_LOCK_WAIT_MS = 5_000;
+
 interface Sides {
   source: pg.Client;
   target: pg.Client;
@@ -231,11 +234,20 @@ export class TenantMover {
     client.on('error', () => undefined);
     await client.connect();
     try {
-      const { rows } = await client.query<{ ok: boolean }>(
-        `select pg_try_advisory_lock(hashtextextended('tenantry.mover:' || $1, 0)) as ok`,
-        [id],
-      );
-      if (rows[0]?.ok !== true) {
+      // A mover killed a moment ago still holds the lock until PostgreSQL notices its connection is
+      // gone (seen in CI under load: a resume right after a kill -9 was refused): wait a little.
+      const deadline = Date.now() + MOVER_LOCK_WAIT_MS;
+      let ok = false;
+      for (;;) {
+        const { rows } = await client.query<{ ok: boolean }>(
+          `select pg_try_advisory_lock(hashtextextended('tenantry.mover:' || $1, 0)) as ok`,
+          [id],
+        );
+        ok = rows[0]?.ok === true;
+        if (ok || Date.now() >= deadline) break;
+        await sleep(100);
+      }
+      if (!ok) {
         throw new TenantStateError(
           `Cannot work on the move of tenant "${id}" because another process is working on it. Wait for it to finish.`,
         );

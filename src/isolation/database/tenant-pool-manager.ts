@@ -1,7 +1,4 @@
 import knexFactory, { type Knex } from 'knex';
-
-/** A listener of a knex event, typed as knex types `on()`. */
-export type KnexEventListener = Parameters<Knex['on']>[1];
 import type { TenantRecord } from '../../context/tenant-record';
 import { TenancyError, TenantUnavailableError } from '../../errors';
 import { silentLogger, type TenancyLogger } from '../../logger';
@@ -24,6 +21,9 @@ import {
   type TenantPlacementPolicy,
 } from './tenant-connection';
 import { DEFAULT_DATABASE_PREFIX, tenantDatabaseName } from './tenant-database-name';
+
+/** A listener of a knex event, typed as knex types `on()`. */
+export type KnexEventListener = Parameters<Knex['on']>[1];
 
 /** Connection defaults applied when a tenant record leaves a field out. */
 export interface DatabaseConnectionDefaults {

@@ -1,6 +1,11 @@
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CachedTenantStore, InMemoryTenantStore } from '../../src/index';
+import {
+  CachedTenantStore,
+  InMemoryTenantStore,
+  type TenantRecord,
+  type TenantStore,
+} from '../../src/index';
 import { CountingTenantStore } from '../support/create-app';
 
 function setup(options: ConstructorParameters<typeof CachedTenantStore>[1] = {}) {
@@ -68,6 +73,46 @@ describe('CachedTenantStore', () => {
     expect(inner.findByIdCalls).to.equal(0);
     await cached.findById('globex');
     expect(inner.findByIdCalls).to.equal(1);
+  });
+
+  it('keeps entries read since they were cached and evicts the unread oldest (second chance)', async () => {
+    const { inner, cached } = setup({ maxEntries: 2 });
+    await cached.findById('acme');
+    await cached.findById('globex');
+    await cached.findById('globex'); // globex read, acme not
+    await cached.findById('initech'); // evicts acme, the oldest unread
+    inner.reset();
+    await cached.findById('globex');
+    await cached.findById('initech');
+    expect(inner.findByIdCalls).to.equal(0);
+    await cached.findById('acme');
+    expect(inner.findByIdCalls).to.equal(1);
+    expect(cached.stats).to.include({ size: 2, evictions: 2 });
+  });
+
+  it('never evicts the entry it has just cached, even when every other one was read', async () => {
+    const { inner, cached } = setup({ maxEntries: 1 });
+    await cached.findById('acme');
+    await cached.findById('acme'); // read: a second chance
+    await cached.findById('globex');
+    inner.reset();
+    await cached.findById('globex');
+    expect(inner.findByIdCalls).to.equal(0);
+    expect(cached.stats).to.include({ size: 1, evictions: 1 });
+  });
+
+  it('copies a record with an own "__proto__" key without giving the copy another prototype', async () => {
+    const polluted = JSON.parse(
+      '{"id":"acme","name":"Acme","status":"active","isolation":{},"config":{},"__proto__":{"admin":true}}',
+    ) as TenantRecord;
+    const cached = new CachedTenantStore({
+      findById: async () => polluted,
+    } as unknown as TenantStore);
+    const record = await cached.findById('acme');
+    expect(Object.getPrototypeOf(record)).to.equal(Object.prototype);
+    expect((record as unknown as { admin?: unknown }).admin).to.equal(undefined);
+    expect(Object.isFrozen(record)).to.equal(true);
+    expect(record).to.include({ id: 'acme', status: 'active' });
   });
 
   it('invalidate(id) makes the next lookup read the store', async () => {

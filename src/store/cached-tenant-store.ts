@@ -1,4 +1,4 @@
-import type { TenantRecord } from '../context/tenant-record';
+import { copyTenantRecord, type TenantRecord } from '../context/tenant-record';
 import type { NewTenant, TenantListOptions, TenantPatch, TenantStore } from './tenant-store';
 
 /** Options of {@link CachedTenantStore}. */
@@ -35,6 +35,8 @@ export interface CachedTenantStoreStats {
 interface Entry {
   readonly record: TenantRecord | undefined;
   readonly expiresAt: number;
+  /** Read since it was (re)inserted: a full cache gives it a second chance before evicting it. */
+  used: boolean;
 }
 
 function checkedMs(name: string, value: number | undefined, fallback: number, min: number): number {
@@ -49,18 +51,17 @@ function checkedMs(name: string, value: number | undefined, fallback: number, mi
 
 function freezeRecord(record: TenantRecord): TenantRecord {
   // One cached object is shared by concurrent requests, so nobody may change it.
-  return Object.freeze({
-    ...record,
-    isolation: Object.freeze({ ...record.isolation }),
-    config: Object.freeze({ ...record.config }),
-    ...(record.domains !== undefined
-      ? { domains: Object.freeze(record.domains.map((d) => Object.freeze({ ...d }))) }
-      : {}),
-  });
+  const copy = copyTenantRecord(record);
+  copy.isolation = Object.freeze({ ...record.isolation });
+  copy.config = Object.freeze({ ...record.config });
+  if (record.domains !== undefined) {
+    copy.domains = Object.freeze(record.domains.map((d) => Object.freeze({ ...d })));
+  }
+  return Object.freeze(copy);
 }
 
 /**
- * Wraps any {@link TenantStore} with a bounded TTL + LRU cache of
+ * Wraps any {@link TenantStore} with a bounded TTL + LRU (second-chance) cache of
  * `findById`: a cache hit costs zero store round trips; concurrent misses for
  * one id share one store call; unknown ids are remembered briefly; writes
  * through the wrapper invalidate the id. Call {@link invalidate} when a tenant
@@ -150,9 +151,10 @@ export class CachedTenantStore implements TenantStore {
       this.#entries.delete(id);
       return undefined;
     }
-    // Re-insert to mark as most recently used (Map keeps insertion order).
-    this.#entries.delete(id);
-    this.#entries.set(id, entry);
+    // Second-chance LRU: a hit only marks the entry (a Map delete and re-insert
+    // per hit would churn the Map's table on every request); eviction moves
+    // marked entries to the back instead of dropping them.
+    entry.used = true;
     this.#hits += 1;
     return entry.record ?? null;
   }
@@ -233,8 +235,7 @@ export class CachedTenantStore implements TenantStore {
       this.#domains.delete(domain);
       return undefined;
     }
-    this.#domains.delete(domain);
-    this.#domains.set(domain, entry);
+    entry.used = true;
     this.#hits += 1;
     return entry.record ?? null;
   }
@@ -337,12 +338,22 @@ export class CachedTenantStore implements TenantStore {
   #rememberIn(entries: Map<string, Entry>, key: string, record: TenantRecord | undefined): void {
     const ttl = record === undefined ? this.#negativeTtlMs : this.#ttlMs;
     if (ttl <= 0) return;
-    entries.set(key, { record, expiresAt: this.#now() + ttl });
+    entries.delete(key); // a re-remembered key goes to the back
+    entries.set(key, { record, expiresAt: this.#now() + ttl, used: false });
+    // Each pass either evicts the oldest entry or clears its mark and moves it
+    // to the back, so this ends within 2 × size passes.
     while (entries.size > this.#maxEntries) {
-      const oldest = entries.keys().next();
+      const oldest = entries.entries().next();
       if (oldest.done === true) break;
-      entries.delete(oldest.value);
-      this.#evictions += 1;
+      const [oldestKey, entry] = oldest.value;
+      entries.delete(oldestKey);
+      // The entry just remembered is never the one evicted.
+      if (entry.used || oldestKey === key) {
+        entry.used = false;
+        entries.set(oldestKey, entry);
+      } else {
+        this.#evictions += 1;
+      }
     }
   }
 }

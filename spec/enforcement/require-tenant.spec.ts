@@ -4,8 +4,11 @@ import request from 'supertest';
 import {
   TenancyConfigError,
   TenantContext,
+  currentTenant,
   requireTenant,
+  runWithTenant,
   tenancyErrorHandler,
+  tryCurrentTenant,
 } from '../../src/index';
 import { HS_SECRET, createApp, echo, hsToken } from '../support/create-app';
 
@@ -111,6 +114,50 @@ describe('requireTenant()', () => {
     app.use(tenancyErrorHandler());
     const res = await request(app).get('/').expect(401);
     expect(res.body.code).to.equal('TENANT_REQUIRED');
+  });
+
+  it('lets through a req.tenant set by the app inside a tenant scope it entered itself', async () => {
+    const app = express();
+    app.use((req, _res, next) => {
+      runWithTenant('acme', () => {
+        req.tenant = currentTenant();
+        next();
+      });
+    });
+    app.get('/', requireTenant(), (req, res) => {
+      res.json({ tenant: req.tenant?.id });
+    });
+    app.use(tenancyErrorHandler());
+    const res = await request(app).get('/').expect(200);
+    expect(res.body).to.deep.equal({ tenant: 'acme' });
+  });
+
+  it('fails closed on a tenant scope entered for another request', async () => {
+    // The scope resolveTenant() entered for one request does not admit another
+    // request that runs inside it (the scope remembers its request).
+    const inner = express();
+    inner.get('/scope', (_req, res) => {
+      res.json({ current: tryCurrentTenant()?.id ?? null });
+    });
+    inner.get('/', requireTenant(), echo);
+    inner.use(tenancyErrorHandler());
+    const { app } = createApp({
+      strategies: ['header'],
+      routes: (outer: Express) =>
+        outer.get('/outer', async (_req, res, next) => {
+          try {
+            // Requests the handler makes to another app in this process, in its tenant scope.
+            const scope = await request(inner).get('/scope');
+            const answer = await request(inner).get('/');
+            res.status(answer.status).json({ ...answer.body, innerScope: scope.body.current });
+          } catch (error) {
+            next(error);
+          }
+        }),
+    });
+    const res = await request(app).get('/outer').set('X-Tenant-ID', 'acme').expect(401);
+    // The inner request does run inside acme's scope, so only the request check refuses it.
+    expect(res.body).to.include({ code: 'TENANT_REQUIRED', innerScope: 'acme' });
   });
 
   it('refuses bad options at factory time', () => {

@@ -7,7 +7,13 @@ import type { TenantContext } from './tenant-context';
  * snapshot of the scope for statements), so each builder does not rebuild it.
  */
 export type TenantScopeState =
-  | { readonly kind: 'tenant'; readonly context: TenantContext; captured: object | undefined }
+  | {
+      readonly kind: 'tenant';
+      readonly context: TenantContext;
+      captured: object | undefined;
+      /** The HTTP request whose scope this is, when `resolveTenant()` entered it. */
+      readonly request: object | undefined;
+    }
   | { readonly kind: 'system'; readonly reason: string; captured: object | undefined };
 
 /**

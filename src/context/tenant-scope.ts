@@ -51,10 +51,23 @@ export function runWithTenant<T>(tenant: TenantLike, fn: () => T): T {
 /**
  * Runs `fn` with `context` as the current tenant: the per-request entry of
  * `resolveTenant()`, without `runWithTenant()`'s argument checks (the context
- * is already built and validated). Internal.
+ * is already built and validated). `request` is the HTTP request the scope
+ * was entered for (so a later `resolveTenant()` or `requireTenant()` on the
+ * same request finds its tenant without reading the request). Internal.
  */
-export function runInTenantScope<T>(context: TenantContext, fn: () => T): T {
-  return tenantScopeStorage.run({ kind: 'tenant', context, captured: undefined }, fn);
+export function runInTenantScope<T>(context: TenantContext, fn: () => T, request?: object): T {
+  return tenantScopeStorage.run({ kind: 'tenant', context, captured: undefined, request }, fn);
+}
+
+/**
+ * The tenant `resolveTenant()` resolved for `request`, when the current scope
+ * is the one it entered for that request; else `undefined`. Internal.
+ */
+export function tenantResolvedFor(request: object): TenantContext | undefined {
+  const scope = activeScope();
+  return scope !== undefined && scope.kind === 'tenant' && scope.request === request
+    ? scope.context
+    : undefined;
 }
 
 /**

@@ -221,21 +221,44 @@ export function requestContainerFactory(parent: DependencyContainer): RequestCon
   return factory;
 }
 
+// Touch 3 state: what armAtFirstDisposable() left on a child's `disposables` Set.
+const ARMED = Symbol('tenantry.armed');
+interface Armed<T> {
+  readonly child: DependencyContainer;
+  readonly owner: T;
+  readonly whenFirst: (child: DependencyContainer, owner: T) => void;
+}
+type ArmedSet = Set<unknown> & { [ARMED]?: Armed<unknown> };
+
+// One `add` for every armed Set (no closure per request): the first
+// disposable added calls the Set's whenFirst, once.
+function addAndArm(this: ArmedSet, value: unknown): ArmedSet {
+  const armed = this[ARMED];
+  if (armed !== undefined && this.size === 0) {
+    this[ARMED] = undefined;
+    armed.whenFirst(armed.child, armed.owner);
+  }
+  return Set.prototype.add.call(this, value) as ArmedSet;
+}
+
 /**
- * Calls `whenFirst` the first time `child` receives a disposable (an
- * instance with `dispose()`), so a request that creates none pays for no
- * `close` listener and no async `dispose()`. Returns false (nothing armed)
- * when the container has no `disposables` Set; the caller then always
- * disposes.
+ * Calls `whenFirst(child, owner)` the first time `child` receives a
+ * disposable (an instance with `dispose()`), so a request that creates none
+ * pays for no `close` listener and no async `dispose()`. `whenFirst` should
+ * be one function made once (it is shared, not bound per call). Returns
+ * false (nothing armed) when the container has no `disposables` Set; the
+ * caller then always disposes.
  */
-export function onFirstDisposable(child: DependencyContainer, whenFirst: () => void): boolean {
+export function armAtFirstDisposable<T>(
+  child: DependencyContainer,
+  owner: T,
+  whenFirst: (child: DependencyContainer, owner: T) => void,
+): boolean {
   // Touch 3: tsyringe adds each constructed disposable to this Set.
-  const disposables = (internal(child) as Partial<InternalContainer>).disposables;
+  const disposables = (internal(child) as Partial<InternalContainer>).disposables as
+    ArmedSet | undefined;
   if (!(disposables instanceof Set)) return false;
-  const add = disposables.add;
-  disposables.add = function addAndArm(this: Set<unknown>, value: unknown) {
-    if (this.size === 0) whenFirst();
-    return add.call(this, value);
-  };
+  disposables[ARMED] = { child, owner, whenFirst } as Armed<unknown>;
+  disposables.add = addAndArm;
   return true;
 }

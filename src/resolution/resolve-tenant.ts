@@ -15,8 +15,8 @@ import { assertValidTenantId } from '../context/tenant-id';
 import type { ClaimPath } from '../context/claim-path';
 import { claimMembership, type TenantMembershipCheck } from '../context/tenant-membership';
 import type { TenantRecord } from '../context/tenant-record';
-import { runInTenantScope } from '../context/tenant-scope';
-import { onFirstDisposable, requestContainerFactory } from '../context/tsyringe-adapter';
+import { runInTenantScope, tenantResolvedFor } from '../context/tenant-scope';
+import { armAtFirstDisposable, requestContainerFactory } from '../context/tsyringe-adapter';
 import {
   TenancyConfigError,
   TenancyError,
@@ -138,33 +138,31 @@ function isThenable<T>(value: Maybe<T>): value is Promise<T> {
   );
 }
 
-function andThen<T, U>(value: Maybe<T>, fn: (value: T) => Maybe<U>): Maybe<U> {
-  return isThenable(value) ? value.then(fn) : fn(value);
-}
-
 /**
- * Disposes a request container when its response closes, if it holds
- * anything to dispose. tsyringe's `dispose()` is async (several promises per
- * request, expensive while AsyncLocalStorage hooks are on), and most requests
- * create no disposable: so the `close` listener is added only when the first
- * disposable is. Without that hook (another tsyringe version) the container
- * is always disposed on close.
+ * Disposes a request container when its response closes. tsyringe's
+ * `dispose()` is async (several promises per request, expensive while
+ * AsyncLocalStorage hooks are on), and most requests create no disposable:
+ * so the `close` listener is added only when the first disposable is
+ * (`armAtFirstDisposable`, with functions made once per middleware, none per
+ * request). Without that hook (another tsyringe version) the container is
+ * always disposed on close.
  */
-function disposeWhenClosed(
-  child: DependencyContainer,
-  res: Response,
-  failed: (error: unknown) => void,
-): void {
-  const dispose = (): void => {
+function disposalOnClose(
+  failed: (error: unknown, res: Response) => void,
+): (child: DependencyContainer, res: Response) => void {
+  const closeListener = (child: DependencyContainer, res: Response) => (): void => {
     try {
-      Promise.resolve(child.dispose()).catch(failed);
+      Promise.resolve(child.dispose()).catch((error: unknown) => failed(error, res));
     } catch (error) {
-      failed(error);
+      failed(error, res);
     }
   };
   // 'close' fires once per response, after 'finish' or on abort.
-  const arm = (): void => void res.on('close', dispose);
-  if (!onFirstDisposable(child, arm)) arm();
+  const arm = (child: DependencyContainer, res: Response): void =>
+    void res.on('close', closeListener(child, res));
+  return (child, res) => {
+    if (!armAtFirstDisposable(child, res, arm)) arm(child, res);
+  };
 }
 
 interface Identified {
@@ -373,6 +371,12 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
   const containers = requestContainerFactory(parent);
   const logger = toTenancyLogger(options.logger);
   const telemetry = telemetryHooks(options.telemetry);
+  const disposeOnClose = disposalOnClose((error, res) =>
+    logger.warn('tenant container dispose failed', {
+      tenantId: (res.req as Request | undefined)?.tenant?.toString(),
+      error,
+    }),
+  );
   // A CachedTenantStore answers warm lookups synchronously.
   const peek = store instanceof CachedTenantStore ? (id: string) => store.peek(id) : undefined;
 
@@ -445,7 +449,7 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       }
       collect(acc, i, found);
     }
-    if (acc.user === undefined && req.tenantUser === undefined && getUser !== undefined) {
+    if (getUser !== undefined && acc.user === undefined && req.tenantUser === undefined) {
       let user: Maybe<TenantUser | undefined>;
       try {
         user = getUser(req);
@@ -478,9 +482,7 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     );
   }
 
-  function lookup(id: string): Maybe<TenantRecord> {
-    const cached = peek?.(id);
-    if (cached !== undefined) return checkRecord(id, cached ?? undefined);
+  function lookup(id: string): Promise<TenantRecord> {
     let pending: Promise<TenantRecord | undefined>;
     try {
       pending = store.findById(id);
@@ -494,19 +496,23 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     const { named } = found;
     // A second resolveTenant() on the same request (an app-level chain and a
     // router-level one): it may agree with the tenant already resolved, never
-    // switch the request to another one, nor replace the verified user.
-    const earlier = req.tenant !== undefined && req.tenant.isActive() ? req.tenant : undefined;
+    // switch the request to another one, nor replace the verified user. The
+    // earlier tenant is the scope an earlier chain entered for this request
+    // (read from the scope: each property read of an Express request is a
+    // V8 map miss, measured in bench/http-instructions.bench.ts).
+    const earlier = tenantResolvedFor(req);
+    const previousUser = req.tenantUser;
     if (
-      req.tenantUser !== undefined &&
+      previousUser !== undefined &&
       found.user !== undefined &&
-      found.user.id !== req.tenantUser.id
+      found.user.id !== previousUser.id
     ) {
       throw new TenantConflictError(
-        `Cannot accept user ${quoteInput(found.user.id)} because an earlier resolveTenant() verified user ${quoteInput(req.tenantUser.id)} on this request. Send one identity.`,
+        `Cannot accept user ${quoteInput(found.user.id)} because an earlier resolveTenant() verified user ${quoteInput(previousUser.id)} on this request. Send one identity.`,
       );
     }
-    const user = req.tenantUser ?? found.user;
-    if (user !== undefined) req.tenantUser = user;
+    const user = previousUser ?? found.user;
+    if (previousUser === undefined && user !== undefined) req.tenantUser = user;
     const first = named[0];
     if (first === undefined) {
       if (earlier !== undefined) return { named, context: earlier, again: true };
@@ -528,11 +534,7 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
       if (chosen === undefined && n.trusted) chosen = n;
     }
     const source = chosen ?? first;
-    const admitted = (): Maybe<Decision> =>
-      earlier !== undefined
-        ? { named, context: earlier, again: true }
-        : admit(named, source, user, req.method);
-    if (user === undefined || source.trusted) return admitted();
+    if (user === undefined || source.trusted) return admitted(named, source, user, req, earlier);
     let answer: Maybe<boolean>;
     try {
       answer = isMember(user, first.id, req);
@@ -546,28 +548,44 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
           `Cannot access tenant "${first.id}" because the user is not a member of it.`,
         );
       }
-      return admitted();
+      return admitted(named, source, user, req, earlier);
     };
     return isThenable(answer) ? answer.then(judge, memberFailed) : judge(answer);
   }
 
-  function admit(
+  // The steps below take what they need as arguments: no closure is made per
+  // request on the warm path.
+  function admitted(
     named: readonly Named[],
     chosen: Named,
     user: TenantUser | undefined,
-    method: string,
+    req: Request,
+    earlier: TenantContext | undefined,
   ): Maybe<Decision> {
-    const build = (tenant: TenantRecord): Decision => {
-      // The write freeze of an online move: reads go on, writes wait for the switch.
-      if (tenant.status === 'moving' && !READ_METHODS.has(method)) {
-        throw new TenantUnavailableError(
-          `Cannot write for tenant "${tenant.id}" because it is being moved. Retry in a moment.`,
-          { retryAfterSeconds: 1 },
-        );
-      }
-      return buildDecision(tenant);
-    };
-    const buildDecision = (tenant: TenantRecord): Decision => ({
+    if (earlier !== undefined) return { named, context: earlier, again: true };
+    // A CachedTenantStore answers a warm id synchronously: no promise, no thenable check.
+    const cached = peek?.(chosen.id);
+    if (cached !== undefined) {
+      return buildDecision(named, chosen, user, req, checkRecord(chosen.id, cached ?? undefined));
+    }
+    return lookup(chosen.id).then((tenant) => buildDecision(named, chosen, user, req, tenant));
+  }
+
+  function buildDecision(
+    named: readonly Named[],
+    chosen: Named,
+    user: TenantUser | undefined,
+    req: Request,
+    tenant: TenantRecord,
+  ): Decision {
+    // The write freeze of an online move: reads go on, writes wait for the switch.
+    if (tenant.status === 'moving' && !READ_METHODS.has(req.method)) {
+      throw new TenantUnavailableError(
+        `Cannot write for tenant "${tenant.id}" because it is being moved. Retry in a moment.`,
+        { retryAfterSeconds: 1 },
+      );
+    }
+    return {
       named,
       tenantId: tenant.id,
       source: chosen.source,
@@ -576,9 +594,7 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
           ? { tenant, source: chosen.source, trusted: chosen.trusted, user }
           : { tenant, source: chosen.source, trusted: chosen.trusted },
       ),
-    });
-    const record = lookup(chosen.id);
-    return isThenable(record) ? record.then(build) : build(record);
+    };
   }
 
   function refuse(req: Request, next: NextFunction, error: unknown): void {
@@ -619,10 +635,8 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     if (telemetry !== undefined && decision.tenantId !== undefined) {
       telemetry.tenantResolved(decision.tenantId, decision.source ?? 'unknown');
     }
-    disposeWhenClosed(child, res, (error) =>
-      logger.warn('tenant container dispose failed', { tenantId: context.toString(), error }),
-    );
-    runInTenantScope(context, next);
+    disposeOnClose(child, res);
+    runInTenantScope(context, next, req);
   }
 
   return function resolveTenantMiddleware(req: Request, res: Response, next: NextFunction): void {
@@ -630,7 +644,8 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     try {
       // Duplicate or malformed Host, or headers the parser may have dropped: refused for every chain.
       checkRequestHeaders(req);
-      outcome = andThen(identify(req), (found) => decide(req, found));
+      const found = identify(req);
+      outcome = isThenable(found) ? found.then((f) => decide(req, f)) : decide(req, found);
     } catch (error) {
       refuse(req, next, error);
       return;

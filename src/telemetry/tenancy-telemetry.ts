@@ -212,7 +212,7 @@ export function telemetryHooks(option: TelemetryOption | undefined): TelemetryHo
   return Object.freeze({
     tenantResolved(tenantId: string, source: string): void {
       recording()?.setAttribute(attribute, tenantId);
-      count('tenantResolved', { tenantId, source });
+      if (metrics !== undefined) count('tenantResolved', { tenantId, source });
     },
     resolutionRefused(code: string): void {
       recording()?.addEvent('tenantry.resolution.refused', { 'tenantry.refusal.code': code });

@@ -10,12 +10,20 @@
  * (`--single-threaded`, so V8 compiles on the main thread, counted, and a run
  * repeats itself); the load generator is this process, outside valgrind, so
  * its instructions are not counted. After WARM requests (JIT and caches warm)
- * the server runs a full GC (`--expose-gc`) and zeroes callgrind's counters (`callgrind_control -z`, asked over
+ * the server zeroes callgrind's counters (`callgrind_control -z`, asked over
  * stdin), answers MEASURED requests, and dumps them (`callgrind_control -d`);
  * then it zeroes and dumps with no request between, the cost of the two
  * control calls, which is subtracted. That window is repeated WINDOWS times
  * per process and the whole is run REPEATS times (fresh processes); printed
  * is the median over every window, with the spread.
+ *
+ * GC and V8's compiler run inside the windows, as they do in production; the
+ * median over windows keeps one window's major GC from deciding the figure.
+ * `BENCH_FULL_GC=1` runs a full GC (`--expose-gc`) and REWARM requests before
+ * each window instead. That was the default until 2026-12-02, and it skews the figure:
+ * the forced GC makes V8 recompile the request path inside the window (callgrind:
+ * 300,000–650,000 of the floor's 1.1 million instructions per request were
+ * compiler work with it, 110,000–290,000 without it, windows of 800 requests).
  *
  *   node build/bench/http-instructions.bench.js
  *   BENCH_SIZES=0,500,2000 BENCH_WARM=2000 BENCH_MEASURED=1000 BENCH_WINDOWS=3 BENCH_REPEATS=1 BENCH_JOBS=2 node build/bench/http-instructions.bench.js
@@ -36,6 +44,8 @@ import { LABEL, SIDES, TENANTS, sideApp, type Side } from './support/http-sides'
 
 const SIZES = list('BENCH_SIZES', '0,500,2000').map(Number);
 const WARM = positive('BENCH_WARM', 2000);
+const FULL_GC = process.env.BENCH_FULL_GC === '1';
+const REWARM = positive('BENCH_REWARM', 500);
 const MEASURED = positive('BENCH_MEASURED', 1000);
 const WINDOWS = positive('BENCH_WINDOWS', 3);
 const REPEATS = positive('BENCH_REPEATS', 1);
@@ -72,8 +82,8 @@ function positive(name: string, fallback: number): number {
 
 /**
  * Server mode: one side, on a loopback port printed on stdout. Lines on
- * stdin: `zero` / `dump <name>` run callgrind_control on this process and
- * answer `ok`; end of stdin exits.
+ * stdin: `gc` runs a full GC; `zero` / `dump <name>` run callgrind_control on
+ * this process; each answers `ok`; end of stdin exits.
  */
 function serve(side: Side, size: number): void {
   const server = sideApp(side, size).listen(0, '127.0.0.1', () => {
@@ -91,10 +101,13 @@ function serve(side: Side, size: number): void {
     while ((nl = buffered.indexOf('\n')) !== -1) {
       const [command, name] = buffered.slice(0, nl).split(' ');
       buffered = buffered.slice(nl + 1);
-      // A full GC before each window, so a major GC owed by earlier work does not land in it.
-      if (command === 'zero') (globalThis as { gc?: () => void }).gc?.();
-      const args = command === 'zero' ? ['-z'] : ['-d', name ?? 'window'];
-      execFileSync('callgrind_control', [...args, String(process.pid)], { stdio: 'ignore' });
+      if (command === 'gc') {
+        // A full GC before each window, so a major GC owed by earlier work does not land in it.
+        (globalThis as { gc?: () => void }).gc?.();
+      } else {
+        const args = command === 'zero' ? ['-z'] : ['-d', name ?? 'window'];
+        execFileSync('callgrind_control', [...args, String(process.pid)], { stdio: 'ignore' });
+      }
       process.stdout.write('ok\n');
     }
   });
@@ -190,6 +203,10 @@ async function perRequestOf(side: Side, size: number, tag: string): Promise<numb
   const port = (JSON.parse(await nextLine()) as { port: number }).port;
   await drive(port, WARM);
   for (let w = 0; w < WINDOWS; w += 1) {
+    if (FULL_GC) {
+      await ask('gc');
+      await drive(port, REWARM);
+    }
     await ask('zero');
     await drive(port, MEASURED);
     await ask(`dump requests-${w}`);
@@ -252,7 +269,7 @@ async function main(): Promise<void> {
     return;
   }
   console.log(
-    `HTTP instructions per request (callgrind), ${WARM} warm-up requests, then ${WINDOWS} windows of ${MEASURED} requests, ${REPEATS} process(es) per side, sides ${WANTED.join(', ')}`,
+    `HTTP instructions per request (callgrind), ${WARM} warm-up requests, then ${WINDOWS} windows of ${FULL_GC ? `(full GC, ${REWARM} requests, ${MEASURED} measured requests)` : `${MEASURED} requests`}, ${REPEATS} process(es) per side, sides ${WANTED.join(', ')}`,
   );
   const perRequest: Record<string, number[]> = {};
   const tasks: (() => Promise<void>)[] = [];

@@ -60,14 +60,20 @@ export function runInTenantScope<T>(context: TenantContext, fn: () => T, request
 }
 
 /**
- * The tenant `resolveTenant()` resolved for `request`, when the current scope
- * is the one it entered for that request; else `undefined`. Internal.
+ * The tenant of `request` in the current scope: the one `resolveTenant()`
+ * entered this scope with for that request, or a `request.tenant` that is the
+ * current scope's tenant (set by an app inside a scope it entered itself);
+ * else `undefined` (no scope, or a stale `request.tenant` from another one:
+ * fail closed). Reads nothing of the request when no tenant scope is active.
+ * Internal.
  */
-export function tenantResolvedFor(request: object): TenantContext | undefined {
+export function tenantOfRequest(request: {
+  readonly tenant?: TenantContext | undefined;
+}): TenantContext | undefined {
   const scope = activeScope();
-  return scope !== undefined && scope.kind === 'tenant' && scope.request === request
-    ? scope.context
-    : undefined;
+  if (scope === undefined || scope.kind !== 'tenant') return undefined;
+  if (scope.request === request) return scope.context;
+  return request.tenant === scope.context ? scope.context : undefined;
 }
 
 /**

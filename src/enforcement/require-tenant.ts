@@ -5,8 +5,7 @@ import {
   type ClaimMembershipOptions,
   type TenantMembershipCheck,
 } from '../context/tenant-membership';
-import type { TenantContext } from '../context/tenant-context';
-import { tenantResolvedFor } from '../context/tenant-scope';
+import { tenantOfRequest } from '../context/tenant-scope';
 import {
   AuthenticationRequiredError,
   TenancyConfigError,
@@ -91,11 +90,10 @@ export function requireTenant(options: RequireTenantOptions = {}): RequestHandle
 
   return function requireTenantMiddleware(req: Request, _res: Response, next: NextFunction): void {
     try {
-      // The tenant resolveTenant() entered this request's scope with (read from
-      // the scope, not the request: each property read of an Express request
-      // is a V8 map miss), else req.tenant if it is the current scope's. A
-      // context from another scope (a stale req.tenant) does not count: fail closed.
-      const tenant = tenantResolvedFor(req) ?? activeRequestTenant(req);
+      // Read from the scope where it can be (each property read of an Express
+      // request is a V8 map miss). A context from another scope (a stale
+      // req.tenant) does not count: fail closed.
+      const tenant = tenantOfRequest(req);
       if (tenant === undefined) throw new TenantRequiredError();
       if (param !== undefined) {
         const named: unknown = (req.params as Record<string, unknown> | undefined)?.[param];
@@ -123,11 +121,6 @@ export function requireTenant(options: RequireTenantOptions = {}): RequestHandle
     }
     next();
   };
-}
-
-function activeRequestTenant(req: Request): TenantContext | undefined {
-  const tenant = req.tenant;
-  return tenant !== undefined && tenant.isActive() ? tenant : undefined;
 }
 
 function forbidden(tenantId: string): TenantForbiddenError {

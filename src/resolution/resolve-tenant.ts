@@ -15,7 +15,7 @@ import { assertValidTenantId } from '../context/tenant-id';
 import type { ClaimPath } from '../context/claim-path';
 import { claimMembership, type TenantMembershipCheck } from '../context/tenant-membership';
 import type { TenantRecord } from '../context/tenant-record';
-import { runInTenantScope, tenantResolvedFor } from '../context/tenant-scope';
+import { runInTenantScope, tenantOfRequest } from '../context/tenant-scope';
 import { armAtFirstDisposable, requestContainerFactory } from '../context/tsyringe-adapter';
 import {
   TenancyConfigError,
@@ -500,7 +500,7 @@ export function resolveTenant(options: ResolveTenantOptions): RequestHandler {
     // earlier tenant is the scope an earlier chain entered for this request
     // (read from the scope: each property read of an Express request is a
     // V8 map miss, measured in bench/http-instructions.bench.ts).
-    const earlier = tenantResolvedFor(req);
+    const earlier = tenantOfRequest(req);
     const previousUser = req.tenantUser;
     if (
       previousUser !== undefined &&
